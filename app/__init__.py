@@ -1,0 +1,1 @@
+"""Cutout: background removal as a self-hostable web service."""

@@ -1,0 +1,53 @@
+"""`cutout-setup`: everything a fresh machine needs before serving (model, numba cache, database)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from alembic import command
+from alembic.config import Config
+
+from app.services.model_files import ModelMissing, check_model, provision_u2netp
+from app.settings import Settings, get_settings
+
+
+def migrate(settings: Settings, url: str | None = None) -> None:
+    config = Config("alembic.ini")
+    config.attributes["url"] = url or settings.db_url
+    command.upgrade(config, "head")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cutout-setup", description=__doc__)
+    parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--skip-warm", action="store_true")
+    parser.add_argument("--skip-db", action="store_true")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    if not args.skip_model:
+        try:
+            if settings.model_name == "u2netp":
+                path = provision_u2netp(settings.models_path)
+            else:
+                path = check_model(settings.models_path, settings.model_name)
+        except ModelMissing as error:
+            print(f"cutout-setup: {error}", file=sys.stderr)
+            return 1
+        print(f"model: {path}")
+    if not args.skip_warm:
+        started = time.monotonic()
+        import rembg  # noqa: F401  (compiles pymatting's numba functions into NUMBA_CACHE_DIR)
+
+        print(f"numba cache warm ({time.monotonic() - started:.1f}s)")
+    if not args.skip_db:
+        migrate(settings)
+        print("database: migrated")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Cutout jobs: one uploaded image on its way to a cutout, and the files it left behind."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    processing = "processing"
+    done = "done"
+    failed = "failed"
+
+
+class CutoutJob(SQLModel, table=True):
+    __tablename__ = "cutout_job"
+
+    # Unguessable: knowing one id tells nothing about any other.
+    id: str = Field(primary_key=True, max_length=64)
+    # Who may see it: a hash of the browser's owner token (later: of the account).
+    owner: str = Field(index=True, max_length=128)
+    original_name: str = Field(max_length=255)
+    status: JobStatus = Field(default=JobStatus.queued, max_length=16)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(index=True)
+    finished_at: datetime | None = None
+    expires_at: datetime = Field(index=True)

@@ -1,0 +1,1 @@
+"""The business of Cutout in plain Python: no Reflex imports here."""

@@ -1,0 +1,72 @@
+"""Cutout's configuration: one settings class read from the environment (see README)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob Cutout has. Nothing else in the code reads ``os.environ``."""
+
+    model_config = SettingsConfigDict(env_prefix="CUTOUT_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Root of everything Cutout stores.")
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "CUTOUT_DATABASE_URL"),
+        description="SQLAlchemy URL; empty means SQLite at <data_dir>/cutout.db.",
+    )
+    models_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("U2NET_HOME", "CUTOUT_MODELS_DIR"),
+        description="Folder holding the .onnx model files; default <data_dir>/models.",
+    )
+    model_name: str = Field(default="u2netp", description="rembg model name to load.")
+    onnx_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = cores.")
+    workers: int = Field(default=1, ge=1, le=64, description="Images processed at once per process.")
+    max_upload_bytes: int = Field(default=22 * MB, gt=0)
+    max_megapixels: float = Field(default=25.0, gt=0)
+    retention_hours: float = Field(default=24.0, gt=0)
+    sweep_interval_seconds: float = Field(default=600.0, gt=0)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def models_path(self) -> Path:
+        return (self.models_dir or self.data_dir / "models").expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'cutout.db'}"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
+
+    @property
+    def upload_tmp_dir(self) -> Path:
+        """Where Reflex's own upload folder points; Cutout never serves files from it."""
+        return self.data_dir / "upload-tmp"
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1_000_000)
+
+    @property
+    def onnx_thread_count(self) -> int:
+        return self.onnx_threads or os.cpu_count() or 1
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
