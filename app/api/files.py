@@ -1,0 +1,48 @@
+"""Result files, served only to the browser (later: the account) that owns them."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from app import runtime
+from app.services.cutouts import JobFile, JobNotFound, job_file, owner_key
+
+OWNER_COOKIE = "cutout_owner"
+SERVED = {JobFile.before.value: JobFile.before, JobFile.cutout.value: JobFile.cutout}
+
+
+def _not_found() -> Response:
+    return JSONResponse({"error": "Not found."}, status_code=404)
+
+
+async def serve_job_file(request: Request) -> Response:
+    token = request.cookies.get(OWNER_COOKIE, "")
+    kind = SERVED.get(request.path_params["name"])
+    if not token or kind is None:
+        return _not_found()
+    try:
+        path, view = job_file(
+            db=runtime.db(),
+            settings=runtime.settings(),
+            owner=owner_key(token),
+            job_id=request.path_params["job_id"],
+            kind=kind,
+        )
+    except JobNotFound:
+        return _not_found()
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    media = "image/png" if kind is JobFile.cutout else "image/jpeg"
+    if request.query_params.get("download") and kind is JobFile.cutout:
+        name = view.download_name
+        ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+        headers["Content-Disposition"] = (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+        )
+    return FileResponse(path, media_type=media, headers=headers)
+
+
+routes = [Route("/files/{job_id}/{name}", serve_job_file, methods=["GET"])]

@@ -1,0 +1,55 @@
+"""A drop zone that is also the file picker (on a phone the picker offers the camera)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.services.images import ACCEPT_MIME
+
+
+def accept_images() -> dict[str, list[str]]:
+    # "image/*" makes phones offer the camera; the extensions catch HEIC files whose browser
+    # MIME type is empty. The server checks the real content anyway.
+    extensions = sorted({ext for exts in ACCEPT_MIME.values() for ext in exts})
+    return {"image/*": extensions}
+
+
+def dropzone(
+    upload_id: str,
+    *,
+    on_drop: rx.EventHandler,
+    on_progress: rx.EventHandler,
+    on_rejected: rx.EventHandler,
+    max_bytes: int,
+    disabled: rx.Var[bool] | bool = False,
+) -> rx.Component:
+    return rx.upload(
+        rx.vstack(
+            rx.icon("image-up", size=40, color="var(--accent-9)"),
+            rx.text("Drop a photo here", size="4", weight="bold"),
+            rx.text(
+                f"JPEG, PNG, WebP, HEIC, GIF, BMP or TIFF · up to {max_bytes // (1024 * 1024)} MB "
+                "and 25 megapixels",
+                size="2",
+                color_scheme="gray",
+                align="center",
+            ),
+            rx.button(rx.icon("camera", size=16), "Choose or take a photo", size="3", type="button"),
+            align="center",
+            spacing="3",
+        ),
+        id=upload_id,
+        accept=accept_images(),
+        multiple=False,
+        max_files=1,
+        max_size=max_bytes,
+        disabled=disabled,
+        on_drop=on_drop(rx.upload_files(upload_id=upload_id, on_upload_progress=on_progress)),
+        on_drop_rejected=on_rejected,
+        border="2px dashed var(--accent-7)",
+        border_radius="var(--radius-4)",
+        padding=["1.5rem 1rem", "2rem", "3rem"],
+        width="100%",
+        cursor="pointer",
+        background_color="var(--accent-a2)",
+    )

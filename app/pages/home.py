@@ -1,0 +1,118 @@
+"""Home: what Cutout does, and one photo from drop zone to downloaded cutout."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.components.before_after import before_after
+from app.components.dropzone import dropzone
+from app.components.shell import page_shell
+from app.settings import get_settings
+from app.state.cutout import UPLOAD_ID, CutoutState
+
+
+def _error() -> rx.Component:
+    return rx.cond(
+        CutoutState.error != "",
+        rx.callout(
+            CutoutState.error,
+            icon="triangle-alert",
+            color_scheme="red",
+            role="alert",
+            width="100%",
+        ),
+    )
+
+
+def _progress() -> rx.Component:
+    return rx.vstack(
+        rx.cond(
+            CutoutState.stage == "uploading",
+            rx.vstack(
+                rx.text("Uploading… ", CutoutState.upload_percent, "%", size="3"),
+                rx.progress(value=CutoutState.upload_percent, max=100, width="100%"),
+                width="100%",
+            ),
+            rx.vstack(
+                rx.hstack(
+                    rx.spinner(size="3"),
+                    rx.text(
+                        rx.cond(
+                            CutoutState.stage == "checking",
+                            "Checking your photo…",
+                            "Removing the background…",
+                        ),
+                        size="3",
+                    ),
+                    align="center",
+                ),
+                rx.progress(width="100%"),  # no value: indeterminate while the model runs
+                width="100%",
+            ),
+        ),
+        role="status",
+        aria_live="polite",
+        width="100%",
+        padding="1.5rem",
+        border="1px solid var(--gray-a5)",
+        border_radius="var(--radius-4)",
+    )
+
+
+def _result() -> rx.Component:
+    return rx.vstack(
+        before_after(CutoutState.before_url, CutoutState.cutout_url, CutoutState.original_name),
+        rx.text(CutoutState.original_name, " · ", CutoutState.size_label, size="2", color_scheme="gray"),
+        rx.flex(
+            rx.el.a(
+                rx.button(rx.icon("download", size=16), "Download PNG", size="3", tab_index=-1),
+                href=CutoutState.download_url,
+                download=CutoutState.download_name,
+                aria_label="Download " + CutoutState.download_name,
+            ),
+            rx.button(
+                rx.icon("rotate-ccw", size=16),
+                "New photo",
+                size="3",
+                variant="soft",
+                on_click=CutoutState.start_over,
+            ),
+            gap="3",
+            wrap="wrap",
+        ),
+        width="100%",
+        spacing="3",
+    )
+
+
+def home() -> rx.Component:
+    settings = get_settings()
+    return page_shell(
+        rx.vstack(
+            rx.heading("Remove the background from any photo", size=rx.breakpoints(initial="7", md="8")),
+            rx.text(
+                "Drop a photo and get a clean cutout with a transparent background, "
+                "ready to download as PNG. Phone photos (HEIC) welcome.",
+                size="4",
+                color_scheme="gray",
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        _error(),
+        rx.cond(
+            CutoutState.busy,
+            _progress(),
+            rx.cond(
+                CutoutState.stage == "done",
+                _result(),
+                dropzone(
+                    UPLOAD_ID,
+                    on_drop=CutoutState.handle_upload,
+                    on_progress=CutoutState.upload_progress,
+                    on_rejected=CutoutState.drop_rejected,
+                    max_bytes=settings.max_upload_bytes,
+                ),
+            ),
+        ),
+    )

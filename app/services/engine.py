@@ -1,0 +1,265 @@
+"""The cutout engine: one model session per process, the subject's mask, compositing, fast PNG."""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from app.services.model_files import check_model
+
+# Models that share u2net's input (320x320, ImageNet mean/std, scaled by the image's own maximum)
+# and output (first map, min-max normalised); Cutout runs these itself, faster than rembg does.
+U2NET_FAMILY = frozenset({"u2netp", "u2net", "u2net_human_seg", "silueta"})
+MODEL_SIDE = 320
+_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+# About 2 MB of raw pixels per compressed strip: enough strips to keep every core busy, few
+# enough that each zlib call stays efficient.
+_STRIP_BYTES = 2 * 1024 * 1024
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class ModelSession:
+    """A loaded model. `onnx` for the u2net family, else a rembg session Cutout delegates to."""
+
+    name: str
+    threads: int
+    onnx: ort.InferenceSession | None = None
+    fallback: Any = None
+
+
+_sessions: dict[tuple[str, str, int], ModelSession] = {}
+_sessions_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def cpu_threads(threads: int) -> int:
+    """A thread count from a setting where 0 means every core."""
+    return threads if threads > 0 else (os.cpu_count() or 1)
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # One graph at a time: parallel branches would fight the intra-op threads for the same cores.
+    options.inter_op_num_threads = 1
+    return options
+
+
+def load_session(models_dir: Path, model_name: str, threads: int) -> ModelSession:
+    """The model for this process, created once and reused by every request."""
+    threads = cpu_threads(threads)
+    key = (str(models_dir), model_name, threads)
+    with _sessions_lock:
+        if key not in _sessions:
+            path = check_model(models_dir, model_name)
+            if model_name in U2NET_FAMILY:
+                onnx = ort.InferenceSession(
+                    str(path),
+                    sess_options=_session_options(threads),
+                    providers=["CPUExecutionProvider"],
+                )
+                _sessions[key] = ModelSession(model_name, threads, onnx=onnx)
+            else:
+                # rembg finds weights through U2NET_HOME; the file is already there, so it never
+                # reaches for the network.
+                os.environ["U2NET_HOME"] = str(models_dir)
+                from rembg import new_session
+
+                fallback = new_session(model_name, sess_opts=_session_options(threads))
+                _sessions[key] = ModelSession(model_name, threads, fallback=fallback)
+        return _sessions[key]
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """Threads for the pixel work around the model (zlib, cv2 and numpy release the GIL)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 1, thread_name_prefix="cutout-pixels"
+            )
+        return _pool
+
+
+def _parallel(function: Callable[[T], R], items: list[T]) -> list[R]:
+    if len(items) < 2:
+        return [function(item) for item in items]
+    return list(worker_pool().map(function, items))
+
+
+def _row_bands(height: int, row_bytes: int) -> list[tuple[int, int]]:
+    rows = max(1, _STRIP_BYTES // max(row_bytes, 1))
+    return [(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+
+def as_pixels(image: Image.Image | np.ndarray) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        return image
+    if image.mode not in ("L", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    return np.asarray(image)
+
+
+def _model_input(pixels: np.ndarray) -> np.ndarray:
+    rgb = pixels[..., :3] if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+    height, width = rgb.shape[:2]
+    # Area averaging when shrinking (what LANCZOS approximates at these ratios, at a fraction of
+    # the cost); LANCZOS when a small image must grow to the model's input, as rembg does.
+    shrinking = width >= MODEL_SIDE and height >= MODEL_SIDE
+    small = cv2.resize(
+        np.ascontiguousarray(rgb),
+        (MODEL_SIDE, MODEL_SIDE),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4,
+    )
+    scaled = small.astype(np.float32) / max(float(small.max()), 1e-6)
+    normalised = (scaled - _MEAN) / _STD
+    return normalised.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def predict_alpha(session: ModelSession, image: Image.Image | np.ndarray) -> np.ndarray:
+    """The model's mask as a uint8 array at the image's own size (255 = subject)."""
+    pixels = as_pixels(image)
+    height, width = pixels.shape[:2]
+    if session.onnx is None:
+        source = image if isinstance(image, Image.Image) else Image.fromarray(pixels)
+        return np.asarray(session.fallback.predict(source.convert("RGB"))[0], dtype=np.uint8)
+    feed = {session.onnx.get_inputs()[0].name: _model_input(pixels)}
+    prediction = session.onnx.run(None, feed)[0][0, 0]
+    low, high = float(prediction.min()), float(prediction.max())
+    unit = (prediction - low) / (high - low) if high > low else np.zeros_like(prediction)
+    small = (unit * 255).astype(np.uint8)
+    # Bilinear from 320 px is what LANCZOS gives once thresholded, hundreds of times faster.
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def predict_mask(session: ModelSession, image: Image.Image) -> Image.Image:
+    """The model's greyscale mask at the image's own size."""
+    return Image.fromarray(predict_alpha(session, image), mode="L")
+
+
+def compose_rgba(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Colour plus alpha; fully transparent pixels carry no colour (smaller PNGs, like rembg)."""
+    height, width = alpha.shape
+    rgba = np.empty((height, width, 4), dtype=np.uint8)
+
+    def band(rows: tuple[int, int]) -> None:
+        top, bottom = rows
+        out = rgba[top:bottom]
+        if pixels.ndim == 2:
+            out[..., :3] = pixels[top:bottom, :, None]
+        else:
+            out[..., :3] = pixels[top:bottom, :, :3]
+        out[..., 3] = alpha[top:bottom]
+        out[..., :3] *= (alpha[top:bottom] != 0)[..., None]
+
+    _parallel(band, _row_bands(height, width * 4))
+    return rgba
+
+
+def cut_out(session: ModelSession, image: Image.Image) -> Image.Image:
+    """The subject on a transparent background, same pixel size as the input."""
+    pixels = as_pixels(image)
+    return Image.fromarray(compose_rgba(pixels, predict_alpha(session, pixels)), mode="RGBA")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF)
+    )
+
+
+def _adler32_combine(first: int, second: int, second_length: int) -> int:
+    """zlib's adler32_combine (Python's zlib lacks it): the checksum of two strips joined."""
+    base = 65521
+    remainder = second_length % base
+    sum1 = first & 0xFFFF
+    sum2 = (remainder * sum1) % base
+    sum1 += (second & 0xFFFF) + base - 1
+    sum2 += ((first >> 16) & 0xFFFF) + ((second >> 16) & 0xFFFF) + base - remainder
+    sum1 = sum1 - base if sum1 >= base else sum1
+    sum1 = sum1 - base if sum1 >= base else sum1
+    sum2 = sum2 - (base << 1) if sum2 >= (base << 1) else sum2
+    sum2 = sum2 - base if sum2 >= base else sum2
+    return sum1 | (sum2 << 16)
+
+
+def png_bytes(pixels: np.ndarray, *, compress_level: int = 1) -> bytes:
+    """Lossless PNG of an 8-bit L, RGB or RGBA array, compressed in parallel strips.
+
+    Each strip of rows is filtered (PNG "Sub") and deflated on its own thread, flushed to a byte
+    boundary so the strips join into one valid zlib stream, as pigz does. Nothing the size of
+    the whole image is copied, which keeps a 25 MP cutout within the memory budget.
+    """
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+        raise ValueError("png_bytes needs an 8-bit greyscale, RGB or RGBA array")
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    colour_type = {1: 0, 3: 2, 4: 6}[channels]
+    rows = pixels.reshape(height, width * channels)
+    bands = _row_bands(height, width * channels)
+    last = len(bands) - 1
+
+    def strip(index: int) -> tuple[bytes, int, int]:
+        top, bottom = bands[index]
+        source = rows[top:bottom]
+        filtered = np.empty((bottom - top, width * channels + 1), dtype=np.uint8)
+        filtered[:, 0] = 1  # "Sub": each byte minus the same channel of the pixel to its left
+        filtered[:, 1 : channels + 1] = source[:, :channels]
+        np.subtract(source[:, channels:], source[:, :-channels], out=filtered[:, channels + 1 :])
+        compressor = zlib.compressobj(compress_level, zlib.DEFLATED, -15, 9)
+        flush = zlib.Z_FINISH if index == last else zlib.Z_FULL_FLUSH
+        data = compressor.compress(filtered) + compressor.flush(flush)
+        return _chunk(b"IDAT", data), zlib.adler32(filtered), filtered.size
+
+    strips = _parallel(strip, list(range(len(bands))))
+    checksum = 1
+    for _, strip_adler, strip_length in strips:
+        checksum = _adler32_combine(checksum, strip_adler, strip_length)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    zlib_header = bytes([0x78, 0x01])  # deflate, 32K window, fastest: true of levels 0-1
+    return b"".join(
+        _iter_png(header, zlib_header, (chunk for chunk, _, _ in strips), checksum)
+    )
+
+
+def _iter_png(
+    header: bytes, zlib_header: bytes, idat_chunks: Iterable[bytes], checksum: int
+) -> Iterator[bytes]:
+    yield b"\x89PNG\r\n\x1a\n"
+    yield _chunk(b"IHDR", header)
+    yield _chunk(b"IDAT", zlib_header)
+    yield from idat_chunks
+    yield _chunk(b"IDAT", struct.pack(">I", checksum))
+    yield _chunk(b"IEND", b"")
+
+
+def encode_png(image: Image.Image | np.ndarray) -> bytes:
+    """Lossless PNG at zlib level 1 on every core: several times faster than Pillow's encoder."""
+    return png_bytes(as_pixels(image))
+
+
+def cutout_png(session: ModelSession, image: Image.Image) -> bytes:
+    """Background removal straight to PNG bytes, without an intermediate Pillow image."""
+    pixels = as_pixels(image)
+    return png_bytes(compose_rgba(pixels, predict_alpha(session, pixels)))
