@@ -15,7 +15,7 @@ MB = 1024 * 1024
 class Settings(BaseSettings):
     """Every knob Cutout has. Nothing else in the code reads ``os.environ``."""
 
-    model_config = SettingsConfigDict(env_prefix="CUTOUT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CUTOUT_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(default=Path("data"), description="Root of everything Cutout stores.")
     database_url: str = Field(

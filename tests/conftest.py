@@ -68,3 +68,82 @@ def pg_db() -> Iterator[Engine]:
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+VENV_BIN = REPO / ".venv" / "bin"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveApp:
+    """The production build served by `reflex run --env prod` on its own port and data folder."""
+
+    def __init__(self, url: str, data_dir: Path, log: Path) -> None:
+        self.url = url
+        self.data_dir = data_dir
+        self.log = log
+
+
+def app_env(data_dir: Path) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update(
+        CUTOUT_DATA_DIR=str(data_dir),
+        U2NET_HOME=str(MODELS_DIR),
+        REFLEX_UPLOADED_FILES_DIR=str(data_dir / "upload-tmp"),
+        REFLEX_USE_NPM="1",
+        PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+    )
+    env.setdefault("NUMBA_CACHE_DIR", str(REPO / "data" / "numba-cache"))
+    env.pop("DATABASE_URL", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    root = tmp_path_factory.mktemp("live")
+    data_dir = root / "data"
+    env = app_env(data_dir)
+    subprocess.run(
+        [str(VENV_BIN / "cutout-setup"), "--skip-model", "--skip-warm"], cwd=REPO, env=env, check=True
+    )
+    port = free_port()
+    log = root / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "reflex"), "run", "--env", "prod", "--single-port",
+             "--frontend-port", str(port), "--backend-host", "127.0.0.1"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited early:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200 and httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not start in time:\n{log.read_text()[-4000:]}")
+            time.sleep(1)
+        yield LiveApp(url, data_dir, log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
+from reflex.vars import ArrayVar, ObjectVar
 
 from app.services.images import ACCEPT_MIME
 
@@ -12,6 +15,19 @@ def accept_images() -> dict[str, list[str]]:
     # MIME type is empty. The server checks the real content anyway.
     extensions = sorted({ext for exts in ACCEPT_MIME.values() for ext in exts})
     return {"image/*": extensions}
+
+
+def describe_rejections(rejected: rx.Var) -> rx.Var:
+    """Reduce react-dropzone's rejections (File objects) to plain strings in the browser."""
+    items = rejected.to(ArrayVar, list[dict[str, Any]])
+
+    def describe(record: ObjectVar) -> rx.Var:
+        record = record.to(ObjectVar, dict[str, Any])
+        file = record["file"].to(ObjectVar, dict[str, Any])
+        codes = record["errors"].to(ArrayVar, list[dict[str, Any]]).map(lambda e: e["code"]).join(",")
+        return f"{file['name']}|{codes}"
+
+    return items.map(describe)
 
 
 def dropzone(
@@ -45,7 +61,7 @@ def dropzone(
         max_size=max_bytes,
         disabled=disabled,
         on_drop=on_drop(rx.upload_files(upload_id=upload_id, on_upload_progress=on_progress)),
-        on_drop_rejected=on_rejected,
+        on_drop_rejected=lambda rejected: on_rejected(describe_rejections(rejected)),
         border="2px dashed var(--accent-7)",
         border_radius="var(--radius-4)",
         padding=["1.5rem 1rem", "2rem", "3rem"],

@@ -64,11 +64,19 @@ def _result() -> rx.Component:
         before_after(CutoutState.before_url, CutoutState.cutout_url, CutoutState.original_name),
         rx.text(CutoutState.original_name, " · ", CutoutState.size_label, size="2", color_scheme="gray"),
         rx.flex(
-            rx.el.a(
-                rx.button(rx.icon("download", size=16), "Download PNG", size="3", tab_index=-1),
-                href=CutoutState.download_url,
-                download=CutoutState.download_name,
-                aria_label="Download " + CutoutState.download_name,
+            rx.button(
+                rx.link(
+                    rx.icon("download", size=16),
+                    "Download PNG",
+                    href=CutoutState.download_url,
+                    download=CutoutState.download_name,
+                    # A file from the server, not a page: let the browser fetch it.
+                    reload_document=True,
+                    aria_label="Download " + CutoutState.download_name,
+                    underline="none",
+                ),
+                as_child=True,
+                size="3",
             ),
             rx.button(
                 rx.icon("rotate-ccw", size=16),

@@ -85,19 +85,20 @@ class CutoutState(rx.State):
             self.upload_percent = round(float(progress.get("progress", 0)) * 100)
 
     @rx.event
-    def drop_rejected(self, rejected: list[dict]) -> None:
+    def drop_rejected(self, rejected: list[str]) -> None:
+        """Files the drop zone refused, as "name|code,code" strings built in the browser."""
         self.stage = "failed"
+        limit = runtime.settings().max_upload_bytes / (1024 * 1024)
         reasons = []
         for item in rejected[:3]:
-            name = item.get("file", {}).get("path", "That file")
-            codes = {error.get("code") for error in item.get("errors", [])}
+            name, _, codes = item.rpartition("|")
+            name = name.lstrip("./") or "That file"
             if "file-too-large" in codes:
-                limit = runtime.settings().max_upload_bytes / (1024 * 1024)
                 reasons.append(f"{name} is over {limit:.0f} MB, the limit per photo.")
             elif "file-invalid-type" in codes:
                 reasons.append(f"{name} is not a photo Cutout reads (JPEG, PNG, WebP, HEIC…).")
             elif "too-many-files" in codes:
-                reasons.append("Drop one photo at a time here; the Bulk page takes many.")
+                reasons.append("Drop one photo at a time here.")
             else:
                 reasons.append(f"{name} was not accepted.")
         self.error = " ".join(reasons) or "That file was not accepted."
@@ -105,8 +106,7 @@ class CutoutState(rx.State):
     @rx.event
     async def handle_upload(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
         if not files:
-            self.stage = "failed"
-            self.error = "No file arrived. Pick a photo and try again."
+            # The drop zone refused everything picked; drop_rejected says why.
             return
         upload = files[0]
         settings = runtime.settings()
