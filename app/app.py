@@ -48,5 +48,7 @@ def _limit_uploads(asgi_app):  # type: ignore[no-untyped-def]
 app = rx.App(
     api_transformer=[Starlette(routes=file_routes), _limit_uploads],
 )
-app.add_page(home, route="/", title="Cutout: remove the background from photos", on_load=CutoutState.on_load)
+app.add_page(
+    home, route="/", title="Cutout: remove the background from photos", on_load=CutoutState.on_load
+)
 app.register_lifespan_task(sweep_expired_results)

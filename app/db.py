@@ -1,4 +1,4 @@
-"""Database engine and sessions. SQLite (WAL, immediate write locks) by default, PostgreSQL by URL."""
+"""Database engine and sessions: SQLite (WAL, immediate write locks) or PostgreSQL by URL."""
 
 from __future__ import annotations
 

@@ -29,8 +29,12 @@ class Settings(BaseSettings):
         description="Folder holding the .onnx model files; default <data_dir>/models.",
     )
     model_name: str = Field(default="u2netp", description="rembg model name to load.")
-    onnx_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = cores.")
-    workers: int = Field(default=1, ge=1, le=64, description="Images processed at once per process.")
+    onnx_threads: int = Field(
+        default=0, ge=0, description="onnxruntime intra-op threads; 0 = cores."
+    )
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Images processed at once per process."
+    )
     max_upload_bytes: int = Field(default=22 * MB, gt=0)
     max_megapixels: float = Field(default=25.0, gt=0)
     retention_hours: float = Field(default=24.0, gt=0)

@@ -116,15 +116,31 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     data_dir = root / "data"
     env = app_env(data_dir)
     subprocess.run(
-        [str(VENV_BIN / "cutout-setup"), "--skip-model", "--skip-warm"], cwd=REPO, env=env, check=True
+        [str(VENV_BIN / "cutout-setup"), "--skip-model", "--skip-warm"],
+        cwd=REPO,
+        env=env,
+        check=True,
     )
     port = free_port()
     log = root / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(VENV_BIN / "reflex"), "run", "--env", "prod", "--single-port",
-             "--frontend-port", str(port), "--backend-host", "127.0.0.1"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(VENV_BIN / "reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--single-port",
+                "--frontend-port",
+                str(port),
+                "--backend-host",
+                "127.0.0.1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 900
@@ -133,7 +149,10 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
             if proc.poll() is not None:
                 raise RuntimeError(f"the app exited early:\n{log.read_text()[-4000:]}")
             try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200 and httpx.get(url, timeout=5).status_code == 200:
+                if (
+                    httpx.get(f"{url}/ping", timeout=2).status_code == 200
+                    and httpx.get(url, timeout=5).status_code == 200
+                ):
                     break
             except httpx.HTTPError:
                 pass

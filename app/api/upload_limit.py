@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,10 +59,8 @@ class UploadLimitMiddleware:
                 started = True
             await send(message)
 
-        try:
+        with contextlib.suppress(UploadTooLarge):
             await self.app(scope, counting_receive, guarded_send)
-        except UploadTooLarge:
-            pass
         if exceeded and not started:
             await self._refuse(send)
 

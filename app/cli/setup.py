@@ -1,4 +1,4 @@
-"""`cutout-setup`: everything a fresh machine needs before serving (model, numba cache, database)."""
+"""`cutout-setup`: what a fresh machine needs before serving: model, numba cache, database."""
 
 from __future__ import annotations
 

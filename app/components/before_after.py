@@ -26,8 +26,14 @@ def _panel(label: str, image: rx.Component, **style: object) -> rx.Component:
     )
 
 
-def before_after(before_src: rx.Var[str], after_src: rx.Var[str], name: rx.Var[str]) -> rx.Component:
-    image_style = {"max_width": "100%", "max_height": ["60vh", "60vh", "28rem"], "object_fit": "contain"}
+def before_after(
+    before_src: rx.Var[str], after_src: rx.Var[str], name: rx.Var[str]
+) -> rx.Component:
+    image_style = {
+        "max_width": "100%",
+        "max_height": ["60vh", "60vh", "28rem"],
+        "object_fit": "contain",
+    }
     return rx.grid(
         _panel(
             "Before",

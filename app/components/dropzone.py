@@ -24,7 +24,9 @@ def describe_rejections(rejected: rx.Var) -> rx.Var:
     def describe(record: ObjectVar) -> rx.Var:
         record = record.to(ObjectVar, dict[str, Any])
         file = record["file"].to(ObjectVar, dict[str, Any])
-        codes = record["errors"].to(ArrayVar, list[dict[str, Any]]).map(lambda e: e["code"]).join(",")
+        codes = (
+            record["errors"].to(ArrayVar, list[dict[str, Any]]).map(lambda e: e["code"]).join(",")
+        )
         return f"{file['name']}|{codes}"
 
     return items.map(describe)
@@ -50,7 +52,9 @@ def dropzone(
                 color_scheme="gray",
                 align="center",
             ),
-            rx.button(rx.icon("camera", size=16), "Choose or take a photo", size="3", type="button"),
+            rx.button(
+                rx.icon("camera", size=16), "Choose or take a photo", size="3", type="button"
+            ),
             align="center",
             spacing="3",
         ),

@@ -19,7 +19,10 @@ def navbar() -> rx.Component:
             ),
             rx.spacer(),
             rx.hstack(
-                *[rx.link(label, href=href, size="2", weight="medium") for label, href in NAV_LINKS],
+                *[
+                    rx.link(label, href=href, size="2", weight="medium")
+                    for label, href in NAV_LINKS
+                ],
                 spacing="4",
                 wrap="wrap",
                 justify="end",

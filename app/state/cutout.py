@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 import reflex as rx
 
 from app import runtime
+from app.models.jobs import JobStatus
 from app.services import cutouts
 from app.services.cutouts import JobNotFound, JobView
 from app.services.images import ImageRejected
@@ -16,6 +18,7 @@ from app.services.workers import run_in_pool
 log = logging.getLogger("cutout")
 
 UPLOAD_ID = "photo"
+RESUME_WINDOW = timedelta(minutes=15)
 OWNER_MAX_AGE = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
 
 
@@ -60,8 +63,35 @@ class CutoutState(rx.State):
         self.error = view.error or ""
 
     @rx.event
-    def on_load(self) -> None:
-        self._owner()
+    def on_load(self):  # type: ignore[no-untyped-def]
+        owner = self._owner()
+        if self.job_id:
+            return None
+        # A phone's tab that slept may come back with fresh state (reflex#6345): pick up the
+        # job it was waiting for from the database instead of losing it.
+        since = runtime.clock().now() - RESUME_WINDOW
+        view = cutouts.recent_job(db=runtime.db(), owner=owner, since=since)
+        if view is None or view.status == JobStatus.failed:
+            return None
+        self._show(view)
+        return None if view.status == JobStatus.done else CutoutState.watch
+
+    @rx.event(background=True)
+    async def watch(self):  # type: ignore[no-untyped-def]
+        """Follow a job this page did not start until it finishes."""
+        async with self:
+            job_id = self.job_id
+        while True:
+            await asyncio.sleep(1)
+            try:
+                view = cutouts.get_job(db=runtime.db(), owner=None, job_id=job_id)
+            except JobNotFound:
+                return
+            if view.status in (JobStatus.done, JobStatus.failed):
+                break
+        async with self:
+            if self.job_id == job_id:
+                self._show(view)
 
     @rx.event
     def start_over(self) -> rx.event.EventSpec:

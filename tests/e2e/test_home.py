@@ -1,4 +1,4 @@
-"""A person on a phone: open Cutout, upload a photo, download the cutout; bad files get a message."""
+"""A person on a phone: upload a photo, download the cutout; bad files get a clear message."""
 
 from __future__ import annotations
 
@@ -14,21 +14,34 @@ from skimage import data as photos
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def phone():  # type: ignore[no-untyped-def]
+def playwright_browser():  # type: ignore[no-untyped-def]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(**p.devices["Pixel 7"], accept_downloads=True)
-        yield context
-        context.close()
+        yield p, browser
         browser.close()
+
+
+@pytest.fixture
+def phone(playwright_browser):  # type: ignore[no-untyped-def]
+    """A fresh phone browser (its own cookies) for each test."""
+    p, browser = playwright_browser
+    context = browser.new_context(**p.devices["Pixel 7"], accept_downloads=True)
+    yield context
+    context.close()
 
 
 def photo_file(tmp_path: Path) -> Path:
@@ -65,6 +78,10 @@ def test_phone_uploads_a_photo_and_downloads_the_cutout(live_app, phone, tmp_pat
     assert result.format == "PNG" and result.mode == "RGBA" and result.size == (512, 512)
     alpha = np.asarray(result)[..., 3]
     assert (alpha == 0).any() and (alpha == 255).any()
+
+    # The tab is reloaded (as a phone does after sleeping): the result is still there.
+    page.reload()
+    expect(page.get_by_role("link", name=re.compile("Download"))).to_be_visible(timeout=30_000)
 
     # Another browser (no owner cookie) cannot fetch the same file.
     href = download_link.get_attribute("href")

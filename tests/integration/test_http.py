@@ -1,4 +1,4 @@
-"""The running app over real HTTP: private result files, the server-side upload cap, start-up checks."""
+"""The running app over real HTTP: private results, the server-side upload cap, start-up checks."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_oversized_upload_is_refused_by_the_server(live_app) -> None:  # type: i
 
     def chunks():  # no Content-Length: the cap counts bytes as they arrive
         yield (
-            b"--xyz\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.jpg\"\r\n"
+            b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="big.jpg"\r\n'
             b"Content-Type: image/jpeg\r\n\r\n"
         )
         for _ in range(24):

@@ -35,7 +35,9 @@ def jpeg(array: np.ndarray) -> bytes:
 
 
 def run(db, settings, clock, data: bytes, name: str = "photo.jpg"):  # type: ignore[no-untyped-def]
-    view = submit_upload(db=db, settings=settings, clock=clock, owner=OWNER, filename=name, data=data)
+    view = submit_upload(
+        db=db, settings=settings, clock=clock, owner=OWNER, filename=name, data=data
+    )
     return process_job(db=db, settings=settings, clock=clock, job_id=view.id)
 
 
@@ -80,7 +82,9 @@ def test_sideways_phone_photo_comes_out_upright(db, settings, clock) -> None:
 
 def test_refused_upload_leaves_nothing_on_disk_or_in_the_database(db, settings, clock) -> None:
     with pytest.raises(ImageRejected):
-        submit_upload(db=db, settings=settings, clock=clock, owner=OWNER, filename="x.jpg", data=b"nope")
+        submit_upload(
+            db=db, settings=settings, clock=clock, owner=OWNER, filename="x.jpg", data=b"nope"
+        )
     folder = settings.results_dir
     assert not folder.exists() or not any(folder.iterdir())
 
@@ -110,7 +114,11 @@ def test_results_expire_after_the_retention_period(db, settings, clock) -> None:
 def test_job_ids_are_unguessable(db, settings, clock) -> None:
     ids = {
         submit_upload(
-            db=db, settings=settings, clock=clock, owner=OWNER, filename="a.jpg",
+            db=db,
+            settings=settings,
+            clock=clock,
+            owner=OWNER,
+            filename="a.jpg",
             data=jpeg(photos.coffee()[:64, :64]),
         ).id
         for _ in range(5)
@@ -120,7 +128,12 @@ def test_job_ids_are_unguessable(db, settings, clock) -> None:
 
 @pytest.mark.parametrize(
     ("original", "expected"),
-    [("IMG_0001.HEIC", "IMG_0001.png"), ("my photo.jpeg", "my photo.png"), ('a"b/c.jpg', "c.png"), ("", "cutout.png")],
+    [
+        ("IMG_0001.HEIC", "IMG_0001.png"),
+        ("my photo.jpeg", "my photo.png"),
+        ('a"b/c.jpg', "c.png"),
+        ("", "cutout.png"),
+    ],
 )
 def test_download_is_named_after_the_original(original: str, expected: str) -> None:
     assert download_name(original) == expected

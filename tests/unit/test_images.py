@@ -45,7 +45,9 @@ def test_gif_uses_the_first_frame() -> None:
     assert red > 200 and blue < 50
 
 
-@pytest.mark.parametrize(("orientation", "size"), [(1, (60, 40)), (3, (60, 40)), (6, (40, 60)), (8, (40, 60))])
+@pytest.mark.parametrize(
+    ("orientation", "size"), [(1, (60, 40)), (3, (60, 40)), (6, (40, 60)), (8, (40, 60))]
+)
 def test_exif_orientation_is_applied(orientation: int, size: tuple[int, int]) -> None:
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -125,11 +127,15 @@ def png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG that declares a huge canvas: the shape of a decompression bomb."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\0" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [6000, 20000, 60000])
