@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
@@ -39,6 +39,33 @@ class Settings(BaseSettings):
     max_megapixels: float = Field(default=25.0, gt=0)
     retention_hours: float = Field(default=24.0, gt=0)
     sweep_interval_seconds: float = Field(default=600.0, gt=0)
+
+    # Plans and credits (credits in whole credits; the ledger keeps milli-credits).
+    basic_price_cents: int = Field(default=3000, ge=0)
+    basic_credits: int = Field(default=1000, ge=0)
+    standard_price_cents: int = Field(default=4500, ge=0)
+    standard_credits: int = Field(default=1000, ge=0)
+    trial_credits: int = Field(default=10, ge=0)
+    topup_credits: int = Field(default=250, gt=0)
+    topup_price_cents: int = Field(default=1000, ge=0)
+    api_pack_credits: int = Field(default=1000, gt=0)
+    api_pack_price_cents: int = Field(default=3500, ge=0)
+    lot_valid_days: int = Field(default=90, ge=1)
+    reservation_timeout_seconds: int = Field(default=600, ge=10)
+    currency: str = Field(default="usd", min_length=3, max_length=3)
+
+    # Accounts and sign-in.
+    public_url: str = Field(default="http://localhost:3000", description="Base URL people use.")
+    session_secret: SecretStr = Field(default=SecretStr(""), description="Signs OAuth state.")
+    session_days: int = Field(default=30, ge=1, le=400)
+    oauth_google_client_id: str = ""
+    oauth_google_client_secret: SecretStr = SecretStr("")
+    oauth_github_client_id: str = ""
+    oauth_github_client_secret: SecretStr = SecretStr("")
+    oidc_name: str = ""
+    oidc_discovery_url: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
 
     @field_validator("data_dir", mode="after")
     @classmethod

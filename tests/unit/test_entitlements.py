@@ -1,0 +1,131 @@
+"""Plans, feature flags and the one entitlement answer the UI, API and workers share."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import Engine
+
+from app.db import session_scope
+from app.models.accounts import Account, Plan
+from app.models.ledger import Wallet
+from app.services.accounts import create_account
+from app.services.clock import FrozenClock
+from app.services.entitlements import (
+    EVERY_PLAN_FEATURES,
+    PlanCatalog,
+    UnknownFlag,
+    entitlement,
+    list_flags,
+    set_flag,
+)
+from app.services.pricing import STANDARD_ONLY_FEATURES, Feature
+
+
+def make_account(db: Engine, clock: FrozenClock, plan: Plan, email: str) -> Account:
+    with session_scope(db) as session:
+        account = create_account(session=session, email=email, password=None, clock=clock)
+        account.plan = plan
+        session.add(account)
+    return account
+
+
+@pytest.mark.parametrize("plan", list(Plan))
+@pytest.mark.parametrize("feature", EVERY_PLAN_FEATURES)
+def test_every_plan_may_use_the_core_features(
+    db: Engine, clock: FrozenClock, plan: Plan, feature: Feature
+) -> None:
+    account = make_account(db, clock, plan, f"{plan}-{feature}@example.com")
+    with session_scope(db) as session:
+        answer = entitlement(session=session, account=account, feature=feature)
+    assert answer.allowed, answer.reason
+    assert answer.wallet == (Wallet.api if feature == Feature.api else Wallet.web)
+
+
+def test_the_api_channel_charges_the_api_wallet(db: Engine, clock: FrozenClock) -> None:
+    account = make_account(db, clock, Plan.basic, "api@example.com")
+    with session_scope(db) as session:
+        answer = entitlement(session=session, account=account, feature=Feature.hair, via=Wallet.api)
+    assert (answer.allowed, answer.wallet) == (True, Wallet.api)
+
+
+@pytest.mark.parametrize("feature", STANDARD_ONLY_FEATURES)
+def test_upcoming_tools_are_coming_soon_even_for_standard(
+    db: Engine, clock: FrozenClock, feature: Feature
+) -> None:
+    account = make_account(db, clock, Plan.standard, "std@example.com")
+    with session_scope(db) as session:
+        answer = entitlement(session=session, account=account, feature=feature)
+    assert not answer.allowed
+    assert answer.coming_soon
+    assert "coming soon" in answer.reason
+
+
+@pytest.mark.parametrize("feature", STANDARD_ONLY_FEATURES)
+def test_a_flag_turned_on_opens_the_tool_to_standard_only(
+    db: Engine, clock: FrozenClock, feature: Feature
+) -> None:
+    accounts = {plan: make_account(db, clock, plan, f"{plan}@example.com") for plan in Plan}
+    with session_scope(db) as session:
+        set_flag(session=session, clock=clock, name=feature.value, enabled=True)
+    with session_scope(db) as session:
+        answers = {
+            plan: entitlement(session=session, account=account, feature=feature)
+            for plan, account in accounts.items()
+        }
+    assert answers[Plan.standard].allowed
+    assert answers[Plan.standard].wallet == Wallet.web
+    for plan in (Plan.free, Plan.basic):
+        assert not answers[plan].allowed
+        assert not answers[plan].coming_soon
+        assert answers[plan].needs_plan == Plan.standard
+        assert "needs the Standard plan" in answers[plan].reason
+
+
+def test_turning_a_flag_off_again_closes_the_tool(db: Engine, clock: FrozenClock) -> None:
+    account = make_account(db, clock, Plan.standard, "std@example.com")
+    with session_scope(db) as session:
+        set_flag(session=session, clock=clock, name="object_removal", enabled=True)
+    with session_scope(db) as session:
+        set_flag(session=session, clock=clock, name="object_removal", enabled=False)
+    with session_scope(db) as session:
+        answer = entitlement(session=session, account=account, feature=Feature.object_removal)
+        flags = {flag.name: flag.enabled for flag in list_flags(session=session)}
+    assert answer.coming_soon
+    assert flags == {feature.value: False for feature in STANDARD_ONLY_FEATURES}
+
+
+def test_a_deleted_account_may_use_nothing(db: Engine, clock: FrozenClock) -> None:
+    account = make_account(db, clock, Plan.standard, "gone@example.com")
+    account.deleted_at = clock.now()
+    with session_scope(db) as session:
+        answer = entitlement(session=session, account=account, feature=Feature.background_removal)
+    assert not answer.allowed
+    assert answer.wallet is None
+
+
+def test_unknown_flags_are_refused_and_not_stored(db: Engine, clock: FrozenClock) -> None:
+    with pytest.raises(UnknownFlag, match="known flags: ai_background"), session_scope(db) as s:
+        set_flag(session=s, clock=clock, name="free_money", enabled=True)
+    with session_scope(db) as session:
+        names = [flag.name for flag in list_flags(session=session)]
+    assert "free_money" not in names
+
+
+def test_the_catalog_defaults_match_the_published_plans() -> None:
+    catalog = PlanCatalog()
+    basic, standard = catalog.offer(Plan.basic), catalog.offer(Plan.standard)
+    assert (basic.price_cents, basic.credits) == (3000, 1_000_000)
+    assert (standard.price_cents, standard.credits) == (4500, 1_000_000)
+    assert set(STANDARD_ONLY_FEATURES) <= set(standard.features)
+    assert not set(STANDARD_ONLY_FEATURES) & set(basic.features)
+
+
+def test_the_catalog_reads_settings_in_whole_credits() -> None:
+    settings = SimpleNamespace(standard_price_cents=5000, topup_credits=300, lot_valid_days=60)
+    catalog = PlanCatalog.from_settings(settings)
+    assert catalog.standard_price_cents == 5000
+    assert catalog.topup_credits == 300_000
+    assert catalog.lot_valid_days == 60
+    assert catalog.basic_price_cents == 3000  # unset: the default
