@@ -81,7 +81,10 @@ def oauth_routes(
                 _open_session, db(), clock(), verified, user_agent, current.session_lifetime
             )
         except OAuthFailed as failed:
-            log.warning("oauth callback for %r refused: %s", provider, type(failed).__name__)
+            log.warning(
+                "oauth callback for %r refused: %s %s",
+                provider, type(failed).__name__, failed.reason,
+            )
             response = _error_page(failed)
         else:
             log.info(

@@ -1,5 +1,36 @@
 """SQLModel tables, one module per aggregate. Importing this package registers them all."""
 
+from app.models.accounts import Account, Plan
+from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
 from app.models.jobs import CutoutJob, JobStatus
+from app.models.ledger import (
+    CreditLot,
+    EntryKind,
+    FeatureFlag,
+    LedgerEntry,
+    LotScope,
+    LotSource,
+    Reservation,
+    ReservationStatus,
+    Wallet,
+)
 
-__all__ = ["CutoutJob", "JobStatus"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "CreditLot",
+    "CutoutJob",
+    "EntryKind",
+    "FeatureFlag",
+    "JobStatus",
+    "LedgerEntry",
+    "LotScope",
+    "LotSource",
+    "OAuthIdentity",
+    "Plan",
+    "Reservation",
+    "ReservationStatus",
+    "SignInAttempt",
+    "UserSession",
+    "Wallet",
+]
