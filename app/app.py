@@ -11,10 +11,17 @@ from starlette.applications import Starlette
 
 from app import runtime
 from app.api.files import routes as file_routes
+from app.api.oauth import oauth_routes
 from app.api.upload_limit import UploadLimitMiddleware
+from app.components.shell import page_shell
+from app.pages.account import account
+from app.pages.auth import signin, signup
 from app.pages.home import home
+from app.pages.pricing import pricing
 from app.services.cutouts import purge_expired
 from app.services.model_files import ModelMissing, check_model
+from app.state.account import AccountState
+from app.state.auth import AuthState, oauth_config
 from app.state.cutout import CutoutState
 
 log = logging.getLogger("cutout")
@@ -46,9 +53,31 @@ def _limit_uploads(asgi_app):  # type: ignore[no-untyped-def]
 
 
 app = rx.App(
-    api_transformer=[Starlette(routes=file_routes), _limit_uploads],
+    api_transformer=[
+        Starlette(
+            routes=file_routes
+            + oauth_routes(config=oauth_config, db=runtime.db, clock=runtime.clock)
+        ),
+        _limit_uploads,
+    ],
 )
 app.add_page(
-    home, route="/", title="Cutout: remove the background from photos", on_load=CutoutState.on_load
+    home,
+    route="/",
+    title="Cutout: remove the background from photos",
+    on_load=CutoutState.on_load,
+)
+app.add_page(
+    signin, route="/signin", title="Sign in · Cutout", on_load=AuthState.redirect_if_signed_in
+)
+app.add_page(
+    signup, route="/signup", title="Sign up · Cutout", on_load=AuthState.redirect_if_signed_in
+)
+app.add_page(account, route="/account", title="Account · Cutout", on_load=AccountState.on_load)
+app.add_page(
+    lambda: page_shell(pricing()),
+    route="/pricing",
+    title="Pricing · Cutout",
+    on_load=AuthState.refresh,
 )
 app.register_lifespan_task(sweep_expired_results)

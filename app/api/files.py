@@ -1,7 +1,8 @@
-"""Result files, served only to the browser (later: the account) that owns them."""
+"""Result files, served only to the signed-in account that owns them."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -9,9 +10,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from app import runtime
-from app.services.cutouts import JobFile, JobNotFound, job_file, owner_key
+from app.services.auth import account_owner
+from app.services.cutouts import JobFile, JobNotFound, job_file
+from app.services.portal import account_for_token
 
-OWNER_COOKIE = "cutout_owner"
+SESSION_COOKIE = "cutout_session"
 SERVED = {JobFile.before.value: JobFile.before, JobFile.cutout.value: JobFile.cutout}
 
 
@@ -20,15 +23,20 @@ def _not_found() -> Response:
 
 
 async def serve_job_file(request: Request) -> Response:
-    token = request.cookies.get(OWNER_COOKIE, "")
+    token = request.cookies.get(SESSION_COOKIE, "")
     kind = SERVED.get(request.path_params["name"])
     if not token or kind is None:
+        return _not_found()
+    account = await asyncio.to_thread(
+        account_for_token, db=runtime.db(), clock=runtime.clock(), token=token
+    )
+    if account is None:
         return _not_found()
     try:
         path, view = job_file(
             db=runtime.db(),
             settings=runtime.settings(),
-            owner=owner_key(token),
+            owner=account_owner(account.id),
             job_id=request.path_params["job_id"],
             kind=kind,
         )

@@ -1,17 +1,55 @@
-"""The shared page shell: navbar, content column, footer; phone-first."""
+"""The shared page shell: navbar with the account's credits, content column, footer."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from app.state.auth import AuthState
+
 NAV_LINKS: list[tuple[str, str]] = [("Remove background", "/"), ("Pricing", "/pricing")]
+
+
+def _account_links() -> rx.Component:
+    return rx.cond(
+        AuthState.signed_in,
+        rx.hstack(
+            rx.link(
+                rx.badge(
+                    rx.icon("coins", size=14),
+                    AuthState.web_credits,
+                    " credits",
+                    size="2",
+                    variant="soft",
+                ),
+                href="/account",
+                aria_label="Account: " + AuthState.web_credits + " credits",
+            ),
+            rx.button("Sign out", on_click=AuthState.sign_out, variant="ghost", size="2"),
+            spacing="3",
+            align="center",
+        ),
+        rx.hstack(
+            rx.link("Sign in", href="/signin", size="2", weight="medium"),
+            rx.button(
+                rx.link("Sign up free", href="/signup", underline="none", color="inherit"),
+                as_child=True,
+                size="2",
+            ),
+            spacing="3",
+            align="center",
+        ),
+    )
 
 
 def navbar() -> rx.Component:
     return rx.el.nav(
-        rx.hstack(
+        rx.flex(
             rx.link(
-                rx.hstack(rx.icon("scissors", size=22), rx.text("Cutout", weight="bold", size="5")),
+                rx.hstack(
+                    rx.icon("scissors", size=22),
+                    rx.text("Cutout", weight="bold", size="5"),
+                    align="center",
+                ),
                 href="/",
                 underline="none",
                 color_scheme="gray",
@@ -23,11 +61,15 @@ def navbar() -> rx.Component:
                     rx.link(label, href=href, size="2", weight="medium")
                     for label, href in NAV_LINKS
                 ],
+                _account_links(),
                 spacing="4",
                 wrap="wrap",
                 justify="end",
+                align="center",
             ),
             align="center",
+            wrap="wrap",
+            gap="2",
             width="100%",
             max_width="64rem",
             margin_x="auto",

@@ -59,6 +59,102 @@ def _progress() -> rx.Component:
     )
 
 
+def _quote() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.image(
+                src=CutoutState.before_url,
+                alt="Original: " + CutoutState.original_name,
+                max_height="8rem",
+                max_width="40%",
+                object_fit="contain",
+                border_radius="var(--radius-3)",
+            ),
+            rx.vstack(
+                rx.text(CutoutState.original_name, weight="bold", size="3"),
+                rx.text(CutoutState.size_label, size="2", color_scheme="gray"),
+                rx.text("Cost: ", rx.text.strong(CutoutState.cost_label, " credits"), size="3"),
+                rx.text(
+                    "You have ",
+                    CutoutState.balance_label,
+                    " credits.",
+                    size="2",
+                    color_scheme="gray",
+                ),
+                spacing="1",
+            ),
+            spacing="4",
+            align="center",
+            width="100%",
+        ),
+        rx.cond(
+            CutoutState.can_afford,
+            rx.button(
+                rx.icon("scissors", size=16),
+                "Remove background · ",
+                CutoutState.cost_label,
+                " credits",
+                on_click=CutoutState.confirm,
+                size="3",
+            ),
+            rx.callout(
+                rx.text(
+                    "Not enough credits for this photo: it costs ",
+                    CutoutState.cost_label,
+                    " and you have ",
+                    CutoutState.balance_label,
+                    ". ",
+                    rx.link("Top up credits", href="/pricing"),
+                    ".",
+                ),
+                icon="coins",
+                color_scheme="amber",
+                width="100%",
+            ),
+        ),
+        rx.button(
+            "Choose another photo", on_click=CutoutState.start_over, variant="soft", size="2"
+        ),
+        width="100%",
+        spacing="3",
+        padding="1.25rem",
+        border="1px solid var(--gray-a5)",
+        border_radius="var(--radius-4)",
+    )
+
+
+def _signed_out() -> rx.Component:
+    return rx.vstack(
+        rx.icon("image-up", size=40, color="var(--accent-9)"),
+        rx.text(
+            "Create a free account to start: 10 credits, every feature.",
+            size="4",
+            weight="bold",
+            align="center",
+        ),
+        rx.hstack(
+            rx.button(
+                rx.link("Sign up free", href="/signup", underline="none", color="inherit"),
+                as_child=True,
+                size="3",
+            ),
+            rx.button(
+                rx.link("Sign in", href="/signin", underline="none"),
+                as_child=True,
+                size="3",
+                variant="soft",
+            ),
+            spacing="3",
+        ),
+        align="center",
+        spacing="3",
+        width="100%",
+        padding=["1.5rem 1rem", "2rem", "3rem"],
+        border="2px dashed var(--accent-7)",
+        border_radius="var(--radius-4)",
+    )
+
+
 def _result() -> rx.Component:
     return rx.vstack(
         before_after(CutoutState.before_url, CutoutState.cutout_url, CutoutState.original_name),
@@ -115,15 +211,20 @@ def home() -> rx.Component:
         rx.cond(
             CutoutState.busy,
             _progress(),
-            rx.cond(
-                CutoutState.stage == "done",
-                _result(),
-                dropzone(
-                    UPLOAD_ID,
-                    on_drop=CutoutState.handle_upload,
-                    on_progress=CutoutState.upload_progress,
-                    on_rejected=CutoutState.drop_rejected,
-                    max_bytes=settings.max_upload_bytes,
+            rx.match(
+                CutoutState.stage,
+                ("done", _result()),
+                ("quoted", _quote()),
+                rx.cond(
+                    CutoutState.signed_in,
+                    dropzone(
+                        UPLOAD_ID,
+                        on_drop=CutoutState.handle_upload,
+                        on_progress=CutoutState.upload_progress,
+                        on_rejected=CutoutState.drop_rejected,
+                        max_bytes=settings.max_upload_bytes,
+                    ),
+                    _signed_out(),
                 ),
             ),
         ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -42,15 +41,6 @@ class JobView:
     height: int
     error: str | None
     download_name: str
-
-
-def owner_key(token: str) -> str:
-    """The stored form of a browser's owner token: a hash, so the database never holds the token."""
-    return "browser:" + hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_owner_token() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def limits_for(settings: Settings) -> Limits:
@@ -132,7 +122,7 @@ def process_job(*, db: Engine, settings: Settings, clock: Clock, job_id: str) ->
         session = cutout_engine.load_session(
             settings.models_path, settings.model_name, settings.onnx_thread_count
         )
-        png = cutout_engine.encode_png(cutout_engine.cut_out(session, loaded.image))
+        png = cutout_engine.cutout_png(session, loaded.image)
         partial = folder / (JobFile.cutout + ".part")
         partial.write_bytes(png)
         partial.replace(folder / JobFile.cutout)
@@ -171,6 +161,18 @@ def recent_job(*, db: Engine, owner: str, since: datetime) -> JobView | None:
             .limit(1)
         ).first()
         return _view(job) if job else None
+
+
+def list_jobs(*, db: Engine, owner: str, limit: int = 20) -> list[JobView]:
+    """The owner's newest jobs still within retention."""
+    with Session(db) as session:
+        rows = session.exec(
+            select(CutoutJob)
+            .where(CutoutJob.owner == owner)
+            .order_by(CutoutJob.created_at.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+        return [_view(job) for job in rows]
 
 
 def job_file(

@@ -1,4 +1,4 @@
-"""Home page state: one photo from upload through processing to a downloadable cutout."""
+"""Home page state: one photo from upload, through a quoted price, to a downloadable cutout."""
 
 from __future__ import annotations
 
@@ -10,28 +10,33 @@ import reflex as rx
 
 from app import runtime
 from app.models.jobs import JobStatus
-from app.services import cutouts
+from app.services import cutouts, portal
+from app.services.auth import account_owner
 from app.services.cutouts import JobNotFound, JobView
 from app.services.images import ImageRejected
+from app.services.ledger import InsufficientCredits
+from app.services.pricing import format_credits
 from app.services.workers import run_in_pool
+from app.state.auth import AuthState
 
 log = logging.getLogger("cutout")
 
 UPLOAD_ID = "photo"
 RESUME_WINDOW = timedelta(minutes=15)
-OWNER_MAX_AGE = 400 * 24 * 3600  # browsers cap cookie lifetimes at 400 days
 
 
-class CutoutState(rx.State):
-    # The browser's claim on its own results until accounts exist; the server keeps only a hash.
-    owner_token: str = rx.Cookie("", name="cutout_owner", max_age=OWNER_MAX_AGE, same_site="strict")
+class CutoutState(AuthState):
     job_id: str = ""
-    stage: str = ""  # "", uploading, checking, processing, done, failed
+    # "", uploading, checking, quoted, processing, done, failed
+    stage: str = ""
     upload_percent: int = 0
     error: str = ""
     original_name: str = ""
     download_name: str = ""
     size_label: str = ""
+    cost_label: str = ""
+    balance_label: str = ""
+    can_afford: bool = False
 
     @rx.var
     def before_url(self) -> str:
@@ -49,31 +54,45 @@ class CutoutState(rx.State):
     def busy(self) -> bool:
         return self.stage in ("uploading", "checking", "processing")
 
-    def _owner(self) -> str:
-        if not self.owner_token:
-            self.owner_token = cutouts.new_owner_token()
-        return cutouts.owner_key(self.owner_token)
-
     def _show(self, view: JobView) -> None:
         self.job_id = view.id
         self.original_name = view.original_name
         self.download_name = view.download_name
         self.size_label = f"{view.width} × {view.height} px"
-        self.stage = view.status.value if view.status.value in ("done", "failed") else "processing"
+        self.cost_label = format_credits(portal.cutout_cost(view))
+        if view.status in (JobStatus.done, JobStatus.failed):
+            self.stage = view.status.value
+        elif view.status == JobStatus.processing:
+            self.stage = "processing"
+        else:
+            self.stage = "quoted"
         self.error = view.error or ""
 
+    async def _quote(self, account_id: int, view: JobView) -> None:
+        quote = await asyncio.to_thread(
+            portal.quote, db=runtime.db(), clock=runtime.clock(), account_id=account_id, job=view
+        )
+        self.cost_label = format_credits(quote.cost)
+        self.balance_label = format_credits(quote.available)
+        self.can_afford = quote.enough
+
     @rx.event
-    def on_load(self):  # type: ignore[no-untyped-def]
-        owner = self._owner()
-        if self.job_id:
+    async def on_load(self):  # type: ignore[no-untyped-def]
+        account = await self.current_account()
+        if account is None or self.job_id:
             return None
         # A phone's tab that slept may come back with fresh state (reflex#6345): pick up the
         # job it was waiting for from the database instead of losing it.
         since = runtime.clock().now() - RESUME_WINDOW
-        view = cutouts.recent_job(db=runtime.db(), owner=owner, since=since)
+        view = await asyncio.to_thread(
+            cutouts.recent_job, db=runtime.db(), owner=account_owner(account.id), since=since
+        )
         if view is None or view.status == JobStatus.failed:
             return None
         self._show(view)
+        if view.status == JobStatus.queued:
+            await self._quote(account.id, view)
+            return None
         return None if view.status == JobStatus.done else CutoutState.watch
 
     @rx.event(background=True)
@@ -92,6 +111,7 @@ class CutoutState(rx.State):
         async with self:
             if self.job_id == job_id:
                 self._show(view)
+                await self.current_account()
 
     @rx.event
     def start_over(self) -> rx.event.EventSpec:
@@ -102,17 +122,14 @@ class CutoutState(rx.State):
         return rx.clear_selected_files(UPLOAD_ID)
 
     @rx.event
-    def upload_started(self) -> None:
-        self.stage = "uploading"
-        self.error = ""
-        self.job_id = ""
-        self.upload_percent = 0
-
-    @rx.event
     def upload_progress(self, progress: dict) -> None:
-        if self.stage in ("", "uploading"):
+        fraction = float(progress.get("progress", 0))
+        # The last progress event (100%) can arrive after the upload handler has already
+        # answered; it must not turn a shown result or refusal back into "uploading".
+        if fraction < 1 and self.stage in ("", "failed", "uploading"):
             self.stage = "uploading"
-            self.upload_percent = round(float(progress.get("progress", 0)) * 100)
+            self.error = ""
+            self.upload_percent = round(fraction * 100)
 
     @rx.event
     def drop_rejected(self, rejected: list[str]) -> None:
@@ -138,6 +155,11 @@ class CutoutState(rx.State):
         if not files:
             # The drop zone refused everything picked; drop_rejected says why.
             return
+        account = await self.current_account()
+        if account is None:
+            self.stage = "failed"
+            self.error = "Sign in to process photos: new accounts get 10 free credits."
+            return
         upload = files[0]
         settings = runtime.settings()
         data = await upload.read(settings.max_upload_bytes + 1)
@@ -151,7 +173,7 @@ class CutoutState(rx.State):
                 db=runtime.db(),
                 settings=settings,
                 clock=runtime.clock(),
-                owner=self._owner(),
+                owner=account_owner(account.id),
                 filename=upload.name or "photo",
                 data=data,
             )
@@ -160,23 +182,53 @@ class CutoutState(rx.State):
             self.error = rejected.message
             return
         self._show(view)
+        await self._quote(account.id, view)
+
+    @rx.event
+    async def confirm(self):  # type: ignore[no-untyped-def]
+        """The person accepted the quoted cost: reserve it and start the work."""
+        if self.stage != "quoted" or not self.job_id:
+            return None
         self.stage = "processing"
-        yield CutoutState.process
+        self.error = ""
+        return CutoutState.process
 
     @rx.event(background=True)
     async def process(self):  # type: ignore[no-untyped-def]
         async with self:
             job_id = self.job_id
+            account = await self.current_account()
+        if account is None:
+            async with self:
+                self.stage = "failed"
+                self.error = "Your session ended. Sign in again; nothing was charged."
+            return
         settings = runtime.settings()
         try:
             view = await run_in_pool(
                 settings.workers,
-                cutouts.process_job,
+                portal.charge_and_process,
                 db=runtime.db(),
                 settings=settings,
                 clock=runtime.clock(),
+                account_id=account.id,
                 job_id=job_id,
             )
+        except InsufficientCredits as short:
+            async with self:
+                self.stage = "quoted"
+                self.can_afford = False
+                self.balance_label = format_credits(short.available)
+                self.error = (
+                    f"This photo costs {format_credits(short.needed)} credits and you have "
+                    f"{format_credits(short.available)}. Nothing was charged."
+                )
+            return
+        except (portal.NotAllowed, JobNotFound) as refused:
+            async with self:
+                self.stage = "failed"
+                self.error = str(refused) or "This photo is no longer available."
+            return
         except Exception:
             log.exception("cutout job %s failed", job_id)
             try:
@@ -186,3 +238,4 @@ class CutoutState(rx.State):
         async with self:
             if self.job_id == job_id:  # the person may have started over meanwhile
                 self._show(view)
+            await self.current_account()

@@ -1,71 +1,55 @@
-"""A person on a phone: upload a photo, download the cutout; bad files get a clear message."""
+"""A person on a phone: sign up, upload a photo, pay the quoted cost, download the cutout."""
 
 from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
+from decimal import Decimal
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
-from skimage import data as photos
+from playwright.sync_api import expect
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.e2e.conftest import ARTIFACTS, new_email, photo_file, sign_in, sign_up, upload
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def playwright_browser():  # type: ignore[no-untyped-def]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield p, browser
-        browser.close()
+def credits_badge(page) -> Decimal:  # type: ignore[no-untyped-def]
+    label = page.get_by_role("link", name=re.compile(r"Account: .* credits")).get_attribute(
+        "aria-label"
+    )
+    assert label
+    return Decimal(re.search(r"Account: ([\d.,]+) credits", label).group(1).replace(",", ""))
 
 
-@pytest.fixture
-def phone(playwright_browser):  # type: ignore[no-untyped-def]
-    """A fresh phone browser (its own cookies) for each test."""
-    p, browser = playwright_browser
-    context = browser.new_context(**p.devices["Pixel 7"], accept_downloads=True)
-    yield context
-    context.close()
-
-
-def photo_file(tmp_path: Path) -> Path:
-    path = tmp_path / "astronaut.jpg"
-    Image.fromarray(photos.astronaut()).save(path, quality=92)
-    return path
-
-
-def upload(page: Page, path: Path) -> None:
-    page.locator("input[type=file]").set_input_files(str(path))
-
-
-def test_phone_uploads_a_photo_and_downloads_the_cutout(live_app, phone, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    ARTIFACTS.mkdir(exist_ok=True)
+def test_phone_signs_up_pays_and_downloads_the_cutout(live_app, phone, tmp_path) -> None:  # type: ignore[no-untyped-def]
     page = phone.new_page()
     page.goto(live_app.url)
     expect(page.get_by_role("heading", name=re.compile("background", re.I))).to_be_visible()
+    expect(page.get_by_role("link", name="Sign up free").first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "home-signed-out.png"), full_page=True)
+
+    email = new_email()
+    sign_up(page, live_app.url, email)
+    assert credits_badge(page) == Decimal(10)
+    page.goto(live_app.url)
     expect(page.get_by_role("button", name=re.compile("photo", re.I))).to_be_visible()
-    page.screenshot(path=str(ARTIFACTS / "home-empty.png"), full_page=True)
 
     upload(page, photo_file(tmp_path))
+    confirm = page.get_by_role("button", name=re.compile(r"Remove background · [\d.]+ credits"))
+    expect(confirm).to_be_visible(timeout=60_000)
+    shown_cost = Decimal(re.search(r"([\d.]+) credits", confirm.inner_text()).group(1))
+    assert shown_cost == Decimal("0.5")  # 512x512 is under 1 MP: the base price
+    assert credits_badge(page) == Decimal(10), "nothing charged before confirming"
+    page.screenshot(path=str(ARTIFACTS / "home-quote.png"), full_page=True)
+    confirm.click()
+
     download_link = page.get_by_role("link", name=re.compile("Download"))
     expect(download_link).to_be_visible(timeout=120_000)
     expect(page.get_by_role("img", name=re.compile("Cutout"))).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile(r"Account: 9\.5 credits"))).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "home-result.png"), full_page=True)
 
     with page.expect_download() as download_info:
@@ -83,18 +67,29 @@ def test_phone_uploads_a_photo_and_downloads_the_cutout(live_app, phone, tmp_pat
     page.reload()
     expect(page.get_by_role("link", name=re.compile("Download"))).to_be_visible(timeout=30_000)
 
-    # Another browser (no owner cookie) cannot fetch the same file.
+    # Another browser, signed out or signed in as someone else, cannot fetch the file.
     href = download_link.get_attribute("href")
     assert href
     stranger = phone.browser.new_context()
     assert stranger.request.get(live_app.url + href).status == 404
+    other = stranger.new_page()
+    sign_up(other, live_app.url, new_email())
+    assert other.request.get(live_app.url + href).status == 404
     stranger.close()
+
+    # Sign out, sign in again: the balance is what it was.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in").first).to_be_visible()
+    sign_in(page, live_app.url, email)
+    expect(page.get_by_role("link", name=re.compile(r"Account: 9\.5 credits"))).to_be_visible(
+        timeout=30_000
+    )
     page.close()
 
 
 def test_non_image_shows_an_error_and_the_page_keeps_working(live_app, phone, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    ARTIFACTS.mkdir(exist_ok=True)
     page = phone.new_page()
+    sign_up(page, live_app.url, new_email())
     page.goto(live_app.url)
     fake = tmp_path / "holiday.jpg"
     fake.write_text("this is a shopping list, not a photo\n" * 50)
@@ -112,6 +107,9 @@ def test_non_image_shows_an_error_and_the_page_keeps_working(live_app, phone, tm
     expect(alert).to_contain_text("22 MB", timeout=30_000)
 
     upload(page, photo_file(tmp_path))
-    expect(page.get_by_role("link", name=re.compile("Download"))).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name=re.compile("Remove background ·"))).to_be_visible(
+        timeout=60_000
+    )
     expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.get_by_role("link", name=re.compile(r"Account: 10 credits"))).to_be_visible()
     page.close()

@@ -17,15 +17,14 @@ from app.services.cutouts import (
     get_job,
     job_dir,
     job_file,
-    owner_key,
     process_job,
     purge_expired,
     submit_upload,
 )
 from app.services.images import ImageRejected
 
-OWNER = owner_key("browser-a")
-OTHER = owner_key("browser-b")
+OWNER = "account:1"
+OTHER = "account:2"
 
 
 def jpeg(array: np.ndarray) -> bytes:

@@ -1,0 +1,264 @@
+"""Account: plan, wallets, credit lots, history, recent cutouts, API keys, security."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.components.shell import page_shell
+from app.state.account import AccountState
+
+
+def _section(title: str, *children: rx.Component) -> rx.Component:
+    return rx.card(
+        rx.vstack(rx.heading(title, size="4", as_="h2"), *children, spacing="3", width="100%"),
+        width="100%",
+    )
+
+
+def _table(headers: list[str], rows: rx.Var, cells) -> rx.Component:  # type: ignore[no-untyped-def]
+    return rx.box(
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*cells(row)))),
+            size="1",
+            width="100%",
+        ),
+        overflow_x="auto",
+        width="100%",
+    )
+
+
+def _feedback() -> rx.Component:
+    return rx.fragment(
+        rx.cond(
+            AccountState.problem != "",
+            rx.callout(
+                AccountState.problem,
+                icon="triangle-alert",
+                color_scheme="red",
+                role="alert",
+                width="100%",
+            ),
+        ),
+        rx.cond(
+            AccountState.message != "",
+            rx.callout(AccountState.message, icon="check", color_scheme="green", width="100%"),
+        ),
+    )
+
+
+def _wallets() -> rx.Component:
+    return _section(
+        "Credits",
+        rx.text("Plan: ", rx.text.strong(AccountState.plan), size="2"),
+        rx.grid(
+            rx.foreach(
+                AccountState.wallets,
+                lambda w: rx.card(
+                    rx.text(w["name"].upper(), " wallet", size="1", color_scheme="gray"),
+                    rx.heading(w["available"], size="6"),
+                    rx.text(
+                        "available · ", w["reserved"], " reserved", size="1", color_scheme="gray"
+                    ),
+                ),
+            ),
+            columns="2",
+            spacing="3",
+            width="100%",
+        ),
+        rx.text("Active lots, the one that expires soonest is spent first:", size="2"),
+        _table(
+            ["Source", "Wallets", "Issued", "Expires", "Remaining"],
+            AccountState.lots,
+            lambda r: [
+                rx.table.cell(r["source"]),
+                rx.table.cell(r["scope"]),
+                rx.table.cell(r["issued"]),
+                rx.table.cell(r["expires"]),
+                rx.table.cell(r["remaining"]),
+            ],
+        ),
+        rx.link("Buy credits", href="/pricing"),
+    )
+
+
+def _history() -> rx.Component:
+    return _section(
+        "History",
+        _table(
+            ["When", "Entry", "Credits", "Lot"],
+            AccountState.history,
+            lambda r: [
+                rx.table.cell(r["when"]),
+                rx.table.cell(r["kind"]),
+                rx.table.cell(r["amount"]),
+                rx.table.cell(r["lot"]),
+            ],
+        ),
+        rx.hstack(
+            rx.button(
+                "Newer",
+                variant="soft",
+                size="1",
+                disabled=AccountState.history_page <= 1,
+                on_click=AccountState.show_history_page(AccountState.history_page - 1),
+            ),
+            rx.text(
+                "Page ", AccountState.history_page, " of ", AccountState.history_pages, size="1"
+            ),
+            rx.button(
+                "Older",
+                variant="soft",
+                size="1",
+                disabled=AccountState.history_page >= AccountState.history_pages,
+                on_click=AccountState.show_history_page(AccountState.history_page + 1),
+            ),
+            align="center",
+        ),
+    )
+
+
+def _jobs() -> rx.Component:
+    return _section(
+        "Recent cutouts",
+        rx.text("Kept for 24 hours; downloading again is free.", size="1", color_scheme="gray"),
+        rx.cond(
+            AccountState.jobs.length() > 0,
+            rx.vstack(
+                rx.foreach(
+                    AccountState.jobs,
+                    lambda job: rx.hstack(
+                        rx.text(job["name"], size="2", trim="both", flex="1"),
+                        rx.cond(
+                            job["status"] == "done",
+                            rx.link(
+                                "Download",
+                                href=job["download"],
+                                download=job["file"],
+                                reload_document=True,
+                                size="2",
+                            ),
+                            rx.text(job["status"], size="2", color_scheme="gray"),
+                        ),
+                        width="100%",
+                    ),
+                ),
+                width="100%",
+            ),
+            rx.text("No cutouts yet.", size="2"),
+        ),
+    )
+
+
+def _keys() -> rx.Component:
+    return _section(
+        "API keys",
+        rx.cond(
+            AccountState.new_key != "",
+            rx.callout(
+                rx.vstack(
+                    rx.text("Your new key. Copy it now: it will not be shown again.", size="2"),
+                    rx.code(AccountState.new_key, word_break="break_all"),
+                ),
+                icon="key",
+                color_scheme="green",
+                width="100%",
+            ),
+        ),
+        rx.form(
+            rx.hstack(
+                rx.input(
+                    name="name",
+                    placeholder="Key name, e.g. Shop plugin",
+                    required=True,
+                    aria_label="Key name",
+                    flex="1",
+                ),
+                rx.button("Create key", type="submit"),
+                width="100%",
+            ),
+            on_submit=AccountState.create_key,
+            reset_on_submit=True,
+            width="100%",
+        ),
+        _table(
+            ["Name", "Key", "Created", "Last used", ""],
+            AccountState.keys,
+            lambda k: [
+                rx.table.cell(k["name"]),
+                rx.table.cell(rx.code(k["prefix"], "…")),
+                rx.table.cell(k["created"]),
+                rx.table.cell(k["used"]),
+                rx.table.cell(
+                    rx.button(
+                        "Revoke",
+                        size="1",
+                        color_scheme="red",
+                        variant="soft",
+                        on_click=AccountState.revoke_key(k["id"]),
+                    )
+                ),
+            ],
+        ),
+    )
+
+
+def _security() -> rx.Component:
+    return _section(
+        "Sign-in and privacy",
+        rx.form(
+            rx.vstack(
+                rx.input(
+                    name="current",
+                    type="password",
+                    placeholder="Current password",
+                    aria_label="Current password",
+                    auto_complete="current-password",
+                ),
+                rx.input(
+                    name="new",
+                    type="password",
+                    placeholder="New password",
+                    aria_label="New password",
+                    auto_complete="new-password",
+                ),
+                rx.button("Change password", type="submit", variant="soft"),
+                width="100%",
+            ),
+            on_submit=AccountState.change_password,
+            reset_on_submit=True,
+            width="100%",
+        ),
+        rx.button("Sign out everywhere", variant="soft", on_click=AccountState.sign_out_everywhere),
+        rx.form(
+            rx.vstack(
+                rx.text(
+                    "Delete the account: your photos, keys and personal data are removed; "
+                    "the anonymised credit ledger is kept for the books.",
+                    size="2",
+                ),
+                rx.input(
+                    name="confirm_email",
+                    placeholder="Type your email to confirm",
+                    aria_label="Confirm email",
+                ),
+                rx.button("Delete account", type="submit", color_scheme="red"),
+                width="100%",
+            ),
+            on_submit=AccountState.delete_account,
+            width="100%",
+        ),
+    )
+
+
+def account() -> rx.Component:
+    return page_shell(
+        rx.heading("Your account", size="7"),
+        rx.text(AccountState.account_email, color_scheme="gray"),
+        _feedback(),
+        _wallets(),
+        _jobs(),
+        _keys(),
+        _history(),
+        _security(),
+    )

@@ -1,0 +1,204 @@
+"""Account page state: wallets, lots, history, recent jobs, API keys, password, deletion."""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from app import runtime
+from app.services import portal
+from app.services.accounts import AccountError
+from app.services.api_keys import ApiKeyError
+from app.services.auth import AuthError
+from app.services.pricing import format_credits
+from app.state.auth import AuthState
+
+
+def _when(value) -> str:  # type: ignore[no-untyped-def]
+    return portal.local_time(value) if value else "never"
+
+
+class AccountState(AuthState):
+    wallets: list[dict[str, str]] = []
+    lots: list[dict[str, str]] = []
+    history: list[dict[str, str]] = []
+    history_page: int = 1
+    history_pages: int = 1
+    jobs: list[dict[str, str]] = []
+    keys: list[dict[str, str]] = []
+    new_key: str = ""
+    message: str = ""
+    problem: str = ""
+
+    async def _load(self) -> None:
+        account = await self.current_account()
+        if account is None:
+            return
+        board = await asyncio.to_thread(
+            portal.dashboard,
+            db=runtime.db(),
+            clock=runtime.clock(),
+            account_id=account.id,
+            page=self.history_page,
+        )
+        self.wallets = [
+            {
+                "name": wallet.value,
+                "available": format_credits(b.available),
+                "reserved": format_credits(b.reserved),
+            }
+            for wallet, b in board.wallets.items()
+        ]
+        seen: dict[int, dict[str, str]] = {}
+        for balance in board.wallets.values():
+            for lot in balance.lots:
+                seen[lot.id] = {
+                    "source": lot.source.value.replace("_", " "),
+                    "scope": lot.scope.value,
+                    "issued": _when(lot.issued_at),
+                    "expires": _when(lot.expires_at),
+                    "expires_sort": lot.expires_at.isoformat(),
+                    "remaining": format_credits(lot.remaining),
+                }
+        self.lots = sorted(seen.values(), key=lambda row: row["expires_sort"])
+        self.history = [
+            {
+                "when": _when(e.created_at),
+                "kind": e.kind.value,
+                "amount": format_credits(e.amount),
+                "lot": e.lot_source.value.replace("_", " "),
+            }
+            for e in board.history.entries
+        ]
+        self.history_pages = max(1, -(-board.history.total // board.history.per_page))
+        self.jobs = [
+            {
+                "id": job.id,
+                "name": job.original_name,
+                "status": job.status.value,
+                "download": f"/files/{job.id}/cutout.png?download=1",
+                "file": job.download_name,
+            }
+            for job in board.jobs
+        ]
+        self.keys = [
+            {
+                "id": str(key.id),
+                "name": key.name,
+                "prefix": key.prefix,
+                "created": _when(key.created_at),
+                "used": _when(key.last_used_at),
+            }
+            for key in board.keys
+        ]
+
+    @rx.event
+    async def on_load(self):  # type: ignore[no-untyped-def]
+        self.new_key = ""
+        self.message = ""
+        self.problem = ""
+        if await self.current_account() is None:
+            return rx.redirect("/signin?next=/account")
+        await self._load()
+        return None
+
+    @rx.event
+    async def show_history_page(self, page: int):  # type: ignore[no-untyped-def]
+        self.history_page = max(1, min(int(page), self.history_pages))
+        await self._load()
+
+    @rx.event
+    async def create_key(self, form: dict):  # type: ignore[no-untyped-def]
+        account = await self.current_account()
+        if account is None:
+            return rx.redirect("/signin?next=/account")
+        name = str(form.get("name", "")).strip()
+        try:
+            raw, _prefix = await asyncio.to_thread(
+                portal.create_api_key,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                account_id=account.id,
+                name=name,
+            )
+        except ApiKeyError as refused:
+            self.problem = str(refused)
+            return None
+        self.new_key = raw
+        self.problem = ""
+        await self._load()
+        return None
+
+    @rx.event
+    async def revoke_key(self, key_id: str):  # type: ignore[no-untyped-def]
+        account = await self.current_account()
+        if account is None:
+            return rx.redirect("/signin?next=/account")
+        try:
+            await asyncio.to_thread(
+                portal.revoke_api_key,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                account_id=account.id,
+                key_id=int(key_id),
+            )
+        except (ApiKeyError, ValueError) as refused:
+            self.problem = str(refused)
+        await self._load()
+        return None
+
+    @rx.event
+    async def change_password(self, form: dict):  # type: ignore[no-untyped-def]
+        account = await self.current_account()
+        if account is None:
+            return rx.redirect("/signin?next=/account")
+        try:
+            await asyncio.to_thread(
+                portal.change_password,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                account_id=account.id,
+                current=str(form.get("current", "")),
+                new=str(form.get("new", "")),
+                keep_token=self.session_token,
+            )
+        except (AuthError, AccountError) as refused:
+            self.problem = str(refused)
+            return None
+        self.problem = ""
+        self.message = "Password changed. Other browsers were signed out."
+        return None
+
+    @rx.event
+    async def sign_out_everywhere(self):  # type: ignore[no-untyped-def]
+        account = await self.current_account()
+        if account is not None:
+            await asyncio.to_thread(
+                portal.sign_out_everywhere,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                account_id=account.id,
+            )
+        self.session_token = ""
+        self._apply(None)
+        return rx.redirect("/signin")
+
+    @rx.event
+    async def delete_account(self, form: dict):  # type: ignore[no-untyped-def]
+        account = await self.current_account()
+        if account is None:
+            return rx.redirect("/signin")
+        if str(form.get("confirm_email", "")).strip().lower() != account.email:
+            self.problem = "Type your email address to confirm deleting the account."
+            return None
+        await asyncio.to_thread(
+            portal.delete_account,
+            db=runtime.db(),
+            clock=runtime.clock(),
+            settings=runtime.settings(),
+            account_id=account.id,
+        )
+        self.session_token = ""
+        self._apply(None)
+        return rx.redirect("/")

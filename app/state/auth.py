@@ -1,0 +1,187 @@
+"""The signed-in person: a session token in the browser, everything else checked on the server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from urllib.parse import quote
+
+import reflex as rx
+
+from app import runtime
+from app.services import portal
+from app.services.accounts import AccountError
+from app.services.auth import AuthError
+from app.services.oauth import OAuthConfig, configured_providers
+from app.services.portal import AccountSummary
+from app.services.pricing import format_credits
+from app.settings import Settings
+
+SESSION_COOKIE = "cutout_session"
+
+
+def oauth_config(settings: Settings | None = None) -> OAuthConfig:
+    s = settings or runtime.settings()
+    return OAuthConfig(
+        public_url=s.public_url,
+        session_secret=s.session_secret.get_secret_value(),
+        google_client_id=s.oauth_google_client_id,
+        google_client_secret=s.oauth_google_client_secret.get_secret_value(),
+        github_client_id=s.oauth_github_client_id,
+        github_client_secret=s.oauth_github_client_secret.get_secret_value(),
+        oidc_name=s.oidc_name,
+        oidc_discovery_url=s.oidc_discovery_url,
+        oidc_client_id=s.oidc_client_id,
+        oidc_client_secret=s.oidc_client_secret.get_secret_value(),
+        session_lifetime=timedelta(days=s.session_days),
+    )
+
+
+def safe_next(raw: str | None) -> str:
+    """Only same-site paths: a sign-in link must not bounce people to another site."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+        return "/"
+    return raw
+
+
+class AuthState(rx.State):
+    # The raw token lives only in the browser; the server keeps its hash.
+    session_token: str = rx.Cookie(
+        "", name=SESSION_COOKIE, max_age=400 * 24 * 3600, same_site="lax"
+    )
+    account_email: str = ""
+    plan: str = ""
+    web_credits: str = ""
+    api_credits: str = ""
+    auth_error: str = ""
+    auth_busy: bool = False
+    _account_id: int = 0
+
+    @rx.var
+    def signed_in(self) -> bool:
+        return self.account_email != ""
+
+    @rx.var
+    def next_path(self) -> str:
+        return safe_next(self.router.url.query_parameters.get("next"))
+
+    @rx.var
+    def oauth_providers(self) -> list[list[str]]:
+        return [
+            [key, label, f"/auth/{key}/login?next={quote(self.next_path)}"]
+            for key, label in configured_providers(oauth_config())
+        ]
+
+    def _apply(self, summary: AccountSummary | None) -> None:
+        if summary is None:
+            self._account_id = 0
+            self.account_email = ""
+            self.plan = ""
+            self.web_credits = ""
+            self.api_credits = ""
+            return
+        self._account_id = summary.id
+        self.account_email = summary.email
+        self.plan = summary.plan
+        self.web_credits = format_credits(summary.web_available)
+        self.api_credits = format_credits(summary.api_available)
+
+    async def current_account(self) -> AccountSummary | None:
+        """Re-check the session on the server; every handler that touches data starts here."""
+        summary = await asyncio.to_thread(
+            portal.account_for_token,
+            db=runtime.db(),
+            clock=runtime.clock(),
+            token=self.session_token,
+        )
+        self._apply(summary)
+        return summary
+
+    @rx.event
+    async def refresh(self) -> None:
+        await self.current_account()
+
+    @rx.event
+    async def require_account(self):  # type: ignore[no-untyped-def]
+        """on_load for pages that need an account: send signed-out visitors to sign in."""
+        if await self.current_account() is None:
+            here = self.router.url.path or "/"
+            return rx.redirect(f"/signin?next={quote(here)}")
+        return None
+
+    @rx.event
+    async def redirect_if_signed_in(self):  # type: ignore[no-untyped-def]
+        self.auth_error = ""
+        if await self.current_account() is not None:
+            return rx.redirect(self.next_path)
+        return None
+
+    def _client(self) -> tuple[str, str]:
+        headers = self.router.headers
+        return self.router.session.client_ip or "unknown", headers.user_agent or ""
+
+    @rx.event
+    async def sign_in(self, form: dict):  # type: ignore[no-untyped-def]
+        address, agent = self._client()
+        self.auth_busy = True
+        yield
+        try:
+            token, summary = await asyncio.to_thread(
+                portal.sign_in,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                email=str(form.get("email", "")),
+                password=str(form.get("password", "")),
+                address=address,
+                user_agent=agent,
+                lifetime=timedelta(days=runtime.settings().session_days),
+            )
+        except (AuthError, AccountError) as refused:
+            self.auth_error = str(refused)
+            return
+        finally:
+            self.auth_busy = False
+        self.session_token = token
+        self.auth_error = ""
+        self._apply(summary)
+        yield rx.redirect(self.next_path)
+
+    @rx.event
+    async def sign_up(self, form: dict):  # type: ignore[no-untyped-def]
+        _, agent = self._client()
+        password = str(form.get("password", ""))
+        if password != str(form.get("confirm", password)):
+            self.auth_error = "The two passwords differ."
+            return
+        self.auth_busy = True
+        yield
+        try:
+            token, summary = await asyncio.to_thread(
+                portal.sign_up,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                email=str(form.get("email", "")),
+                password=password,
+                user_agent=agent,
+                lifetime=timedelta(days=runtime.settings().session_days),
+            )
+        except (AuthError, AccountError) as refused:
+            self.auth_error = str(refused)
+            return
+        finally:
+            self.auth_busy = False
+        self.session_token = token
+        self.auth_error = ""
+        self._apply(summary)
+        yield rx.redirect(self.next_path)
+
+    @rx.event
+    async def sign_out(self):  # type: ignore[no-untyped-def]
+        token = self.session_token
+        if token:
+            await asyncio.to_thread(
+                portal.sign_out, db=runtime.db(), clock=runtime.clock(), token=token
+            )
+        self.session_token = ""
+        self._apply(None)
+        return rx.redirect("/")

@@ -1,0 +1,75 @@
+"""Browser fixtures: Debian's Chromium through Playwright, a fresh phone per test."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect, sync_playwright
+from skimage import data as photos
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def playwright_browser():  # type: ignore[no-untyped-def]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield p, browser
+        browser.close()
+
+
+@pytest.fixture
+def phone(playwright_browser):  # type: ignore[no-untyped-def]
+    """A fresh phone browser (its own cookies) for each test."""
+    p, browser = playwright_browser
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(**p.devices["Pixel 7"], accept_downloads=True)
+    yield context
+    context.close()
+
+
+def new_email() -> str:
+    return f"person-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def sign_up(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(base_url + "/signup")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Repeat password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("link", name=re.compile(r"Account: .* credits"))).to_be_visible(
+        timeout=30_000
+    )
+
+
+def sign_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
+    page.goto(base_url + "/signin")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def photo_file(tmp_path: Path, name: str = "astronaut.jpg") -> Path:
+    path = tmp_path / name
+    Image.fromarray(photos.astronaut()).save(path, quality=92)
+    return path
+
+
+def upload(page: Page, path: Path) -> None:
+    page.locator("input[type=file]").set_input_files(str(path))

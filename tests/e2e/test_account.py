@@ -1,0 +1,86 @@
+"""The account page on a phone: sign-in wall, wallets and lots, API keys, password, sign-out."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import ARTIFACTS, PASSWORD, new_email, sign_in, sign_up
+
+pytestmark = pytest.mark.e2e
+
+
+def test_signed_out_visitor_is_sent_to_sign_in_and_back(live_app, phone) -> None:  # type: ignore[no-untyped-def]
+    email = new_email()
+    first = phone.new_page()
+    sign_up(first, live_app.url, email)
+    first.get_by_role("button", name="Sign out").click()
+    expect(first.get_by_role("link", name="Sign in").first).to_be_visible()
+
+    first.goto(live_app.url + "/account")
+    expect(first).to_have_url(re.compile(r"/signin\?next=(/|%2F)account"), timeout=30_000)
+    first.get_by_label("Email").fill(email)
+    first.get_by_label("Password").fill("wrong password!")
+    first.get_by_role("button", name="Sign in").click()
+    expect(first.get_by_role("alert")).to_contain_text("Wrong email or password")
+    first.get_by_label("Password").fill(PASSWORD)
+    first.get_by_role("button", name="Sign in").click()
+    expect(first).to_have_url(re.compile(r"/account$"), timeout=30_000)
+    expect(first.get_by_role("heading", name="Your account")).to_be_visible()
+    first.close()
+
+
+def test_account_shows_trial_lot_and_manages_api_keys(live_app, phone) -> None:  # type: ignore[no-untyped-def]
+    page = phone.new_page()
+    email = new_email()
+    sign_up(page, live_app.url, email)
+    page.goto(live_app.url + "/account")
+    expect(page.get_by_text(email)).to_be_visible(timeout=30_000)
+    lots = page.get_by_role("row").filter(has_text="trial")
+    expect(lots.first).to_contain_text("10")
+    expect(page.get_by_role("row").filter(has_text="grant").first).to_be_visible()
+
+    page.get_by_label("Key name").fill("Shop plugin")
+    page.get_by_role("button", name="Create key").click()
+    shown = page.get_by_text(re.compile(r"^co_[\w-]{20,}$"))  # the full key, not the prefix
+    expect(shown).to_be_visible(timeout=30_000)
+    raw_key = shown.inner_text()
+    key_row = page.get_by_role("row").filter(has_text="Shop plugin")
+    expect(key_row).to_be_visible()
+    assert raw_key not in key_row.inner_text(), "the full key is never listed"
+    page.screenshot(path=str(ARTIFACTS / "account.png"), full_page=True)
+
+    page.reload()
+    expect(page.get_by_role("row").filter(has_text="Shop plugin")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(raw_key)).to_have_count(0)
+    page.get_by_role("row").filter(has_text="Shop plugin").get_by_role(
+        "button", name="Revoke"
+    ).click()
+    expect(page.get_by_role("row").filter(has_text="Shop plugin")).to_have_count(0, timeout=30_000)
+    page.close()
+
+
+def test_password_change_signs_out_other_browsers(live_app, phone, playwright_browser) -> None:  # type: ignore[no-untyped-def]
+    p, browser = playwright_browser
+    email = new_email()
+    page = phone.new_page()
+    sign_up(page, live_app.url, email)
+    laptop = browser.new_context()
+    other = laptop.new_page()
+    sign_in(other, live_app.url, email)
+    expect(other.get_by_role("link", name=re.compile("Account:"))).to_be_visible(timeout=30_000)
+
+    page.goto(live_app.url + "/account")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill("a brand new passphrase")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Password changed")).to_be_visible(timeout=30_000)
+
+    other.goto(live_app.url + "/account")
+    expect(other).to_have_url(re.compile(r"/signin"), timeout=30_000)
+    sign_in(other, live_app.url, email, "a brand new passphrase")
+    expect(other.get_by_role("link", name=re.compile("Account:"))).to_be_visible(timeout=30_000)
+    laptop.close()
+    page.close()
