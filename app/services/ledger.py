@@ -512,6 +512,18 @@ def _check_hold_validity(session: Session, account_id: int | None) -> list[Discr
     ]
 
 
+_HOLDS = (
+    select(LedgerEntry.amount, CreditLot)
+    .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
+    .where(
+        LedgerEntry.reservation_id == bindparam("reservation_id"),
+        LedgerEntry.kind == EntryKind.hold,
+    )
+    .order_by(col(LedgerEntry.id))
+    .execution_options(populate_existing=True)
+)
+
+
 def _resolve(
     session: Session,
     reservation: Reservation,
@@ -520,13 +532,7 @@ def _resolve(
     now: datetime,
 ) -> None:
     """Capture ``captured`` from the holds in the order they were taken; release the rest."""
-    holds = session.exec(
-        select(LedgerEntry.amount, CreditLot)
-        .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
-        .where(LedgerEntry.reservation_id == reservation.id, LedgerEntry.kind == EntryKind.hold)
-        .order_by(col(LedgerEntry.id))
-        .execution_options(populate_existing=True)
-    ).all()
+    holds = session.exec(_HOLDS, params={"reservation_id": reservation.id}).all()
     entries: list[dict[str, Any]] = []
     to_capture = captured
     for held, lot in holds:
