@@ -18,7 +18,7 @@ from app.pages.account import account
 from app.pages.auth import signin, signup
 from app.pages.home import home
 from app.pages.pricing import pricing
-from app.services.cutouts import purge_expired
+from app.services.housekeeping import run_housekeeping
 from app.services.model_files import ModelMissing, check_model
 from app.state.account import AccountState
 from app.state.auth import AuthState, oauth_config
@@ -34,17 +34,16 @@ except ModelMissing as missing:
     sys.exit(f"Cutout cannot start: {missing}")
 
 
-async def sweep_expired_results() -> None:
-    """Delete results past their retention period, now and then every sweep interval."""
+async def housekeeping() -> None:
+    """Results past retention, reservations nobody resolved, lots past expiry: now and then."""
     while True:
         try:
-            removed = await asyncio.to_thread(
-                purge_expired, db=runtime.db(), settings=_settings, clock=runtime.clock()
+            swept = await asyncio.to_thread(
+                run_housekeeping, db=runtime.db(), settings=_settings, clock=runtime.clock()
             )
-            if removed:
-                log.info("retention: removed %d expired results", removed)
+            log.info("housekeeping: %s", swept)
         except Exception:
-            log.exception("retention sweep failed; retrying at the next interval")
+            log.exception("housekeeping failed; retrying at the next interval")
         await asyncio.sleep(_settings.sweep_interval_seconds)
 
 
@@ -80,4 +79,4 @@ app.add_page(
     title="Pricing · Cutout",
     on_load=AuthState.refresh,
 )
-app.register_lifespan_task(sweep_expired_results)
+app.register_lifespan_task(housekeeping)

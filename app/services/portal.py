@@ -176,6 +176,7 @@ def charge_and_process(
             wallet=allowed.wallet,
             amount=cost,
             key=key,
+            timeout_seconds=settings.reservation_timeout_seconds,
         )
     try:
         view = cutouts.process_job(db=db, settings=settings, clock=clock, job_id=job_id)
