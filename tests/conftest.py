@@ -104,8 +104,20 @@ def app_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+OIDC_NAME = "Test SSO"
+
+
 @pytest.fixture(scope="session")
-def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+def oidc_provider() -> Iterator[str]:
+    """A real OpenID Connect provider (oidc-provider-mock) on 127.0.0.1, for the whole run."""
+    import oidc_provider_mock
+
+    with oidc_provider_mock.run_server_in_thread(port=0) as server:
+        yield f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> Iterator[LiveApp]:
     import signal
     import subprocess
     import time
@@ -115,13 +127,21 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     root = tmp_path_factory.mktemp("live")
     data_dir = root / "data"
     env = app_env(data_dir)
+    port = free_port()
+    env.update(
+        CUTOUT_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        CUTOUT_SESSION_SECRET="test-only-secret-" + uuid.uuid4().hex,
+        CUTOUT_OIDC_NAME=OIDC_NAME,
+        CUTOUT_OIDC_DISCOVERY_URL=f"{oidc_provider}/.well-known/openid-configuration",
+        CUTOUT_OIDC_CLIENT_ID="cutout-e2e",
+        CUTOUT_OIDC_CLIENT_SECRET="cutout-e2e-secret",
+    )
     subprocess.run(
         [str(VENV_BIN / "cutout-setup"), "--skip-model", "--skip-warm"],
         cwd=REPO,
         env=env,
         check=True,
     )
-    port = free_port()
     log = root / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -78,7 +78,7 @@ def test_phone_signs_up_pays_and_downloads_the_cutout(live_app, phone, tmp_path)
     stranger.close()
 
     # Sign out, sign in again: the balance is what it was.
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_role("link", name="Sign in").first).to_be_visible()
     sign_in(page, live_app.url, email)
     expect(page.get_by_role("link", name=re.compile(r"Account: 9\.5 credits"))).to_be_visible(
