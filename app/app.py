@@ -23,6 +23,7 @@ from app.services.model_files import ModelMissing, check_model
 from app.state.account import AccountState
 from app.state.auth import AuthState, oauth_config
 from app.state.cutout import CutoutState
+from app.state.pricing import PricingState
 
 log = logging.getLogger("cutout")
 
@@ -77,6 +78,6 @@ app.add_page(
     lambda: page_shell(pricing()),
     route="/pricing",
     title="Pricing · Cutout",
-    on_load=AuthState.refresh,
+    on_load=PricingState.on_load,
 )
 app.register_lifespan_task(housekeeping)

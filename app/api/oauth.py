@@ -51,17 +51,22 @@ def oauth_routes(
         provider = request.path_params["provider"]
         try:
             url, sealed = await start_sign_in(
-                config=current, provider_key=provider,
-                next_path=request.query_params.get("next"), clock=clock(),
+                config=current,
+                provider_key=provider,
+                next_path=request.query_params.get("next"),
+                clock=clock(),
             )
         except OAuthFailed as failed:
             log.warning("oauth login for %r refused: %s", provider, type(failed).__name__)
             return _error_page(failed)
         response = RedirectResponse(url, status_code=302, headers=NO_STORE)
         response.set_cookie(
-            PENDING_COOKIE, sealed,
-            max_age=int(current.state_max_age.total_seconds()), path=PENDING_COOKIE_PATH,
-            secure=current.secure_cookies, httponly=True,
+            PENDING_COOKIE,
+            sealed,
+            max_age=int(current.state_max_age.total_seconds()),
+            path=PENDING_COOKIE_PATH,
+            secure=current.secure_cookies,
+            httponly=True,
             # Lax, not Strict: the provider sends the browser back with a top-level GET.
             samesite="lax",
         )
@@ -73,9 +78,11 @@ def oauth_routes(
         user_agent = request.headers.get("user-agent")
         try:
             verified = await finish_sign_in(
-                config=current, provider_key=provider,
+                config=current,
+                provider_key=provider,
                 sealed=request.cookies.get(PENDING_COOKIE),
-                params=dict(request.query_params), clock=clock(),
+                params=dict(request.query_params),
+                clock=clock(),
             )
             result = await asyncio.to_thread(
                 _open_session, db(), clock(), verified, user_agent, current.session_lifetime
@@ -83,26 +90,36 @@ def oauth_routes(
         except OAuthFailed as failed:
             log.warning(
                 "oauth callback for %r refused: %s %s",
-                provider, type(failed).__name__, failed.reason,
+                provider,
+                type(failed).__name__,
+                failed.reason,
             )
             response = _error_page(failed)
         else:
             log.info(
                 "oauth sign-in via %s for account %d%s",
-                provider, result.account_id, " (new account)" if result.created else "",
+                provider,
+                result.account_id,
+                " (new account)" if result.created else "",
             )
             response = RedirectResponse(result.next_path, status_code=303, headers=NO_STORE)
             response.set_cookie(
-                SESSION_COOKIE, result.token,
-                max_age=int(current.session_lifetime.total_seconds()), path="/",
+                SESSION_COOKIE,
+                result.token,
+                max_age=int(current.session_lifetime.total_seconds()),
+                path="/",
                 secure=current.secure_cookies,
                 # Readable by script on purpose: the Reflex front end moves it into its state.
-                httponly=False, samesite="lax",
+                httponly=False,
+                samesite="lax",
             )
         # Single use: a replayed callback finds no pending sign-in.
         response.delete_cookie(
-            PENDING_COOKIE, path=PENDING_COOKIE_PATH, secure=current.secure_cookies,
-            httponly=True, samesite="lax",
+            PENDING_COOKIE,
+            path=PENDING_COOKIE_PATH,
+            secure=current.secure_cookies,
+            httponly=True,
+            samesite="lax",
         )
         return response
 
@@ -113,7 +130,10 @@ def oauth_routes(
 
 
 def _open_session(
-    engine: Engine, clock: Clock, login: VerifiedLogin, user_agent: str | None,
+    engine: Engine,
+    clock: Clock,
+    login: VerifiedLogin,
+    user_agent: str | None,
     lifetime: timedelta,
 ) -> OAuthSignIn:
     with session_scope(engine) as session:

@@ -19,6 +19,7 @@ from app.services.pricing import (
     format_credits,
 )
 from app.settings import get_settings
+from app.state.pricing import PricingState
 
 BILLING_NOT_READY = "Billing is not set up yet"
 
@@ -60,7 +61,11 @@ def _plan_card(offer: PlanOffer, catalog: PlanCatalog) -> rx.Component:
     upcoming = [
         rx.hstack(
             rx.text(FEATURE_LABELS[feature], size="2"),
-            rx.badge("Coming soon", color_scheme="gray", variant="soft"),
+            rx.cond(
+                PricingState.live_tools.contains(feature.value),
+                rx.badge("Available", color_scheme="green", variant="soft"),
+                rx.badge("Coming soon", color_scheme="gray", variant="soft"),
+            ),
             align="center",
             wrap="wrap",
         )

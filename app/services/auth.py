@@ -51,12 +51,18 @@ class ThrottleRule:
 
 # One email is one person: few guesses. One address can be a whole office behind NAT: more.
 EMAIL_THROTTLE = ThrottleRule(
-    free=5, window=timedelta(hours=1), base_delay=timedelta(seconds=2),
-    max_delay=timedelta(minutes=15), success_resets=True,
+    free=5,
+    window=timedelta(hours=1),
+    base_delay=timedelta(seconds=2),
+    max_delay=timedelta(minutes=15),
+    success_resets=True,
 )
 ADDRESS_THROTTLE = ThrottleRule(
-    free=20, window=timedelta(hours=1), base_delay=timedelta(seconds=2),
-    max_delay=timedelta(minutes=15), success_resets=False,
+    free=20,
+    window=timedelta(hours=1),
+    base_delay=timedelta(seconds=2),
+    max_delay=timedelta(minutes=15),
+    success_resets=False,
 )
 
 
@@ -77,9 +83,7 @@ class WrongCredentials(AuthError):
 class TooManyAttempts(AuthError):
     def __init__(self, retry_after: timedelta) -> None:
         self.retry_after_seconds = max(1, math.ceil(retry_after.total_seconds()))
-        super().__init__(
-            f"Too many sign-in attempts. Try again in {self.retry_after_seconds} s."
-        )
+        super().__init__(f"Too many sign-in attempts. Try again in {self.retry_after_seconds} s.")
 
 
 class WrongPassword(AuthError):
@@ -108,16 +112,12 @@ def token_hash(token: str) -> str:
 def sign_up(*, session: Session, clock: Clock, email: str, password: str) -> Account:
     """A new password account with its trial credits; races on one email yield one account."""
     try:
-        return accounts.create_account(
-            session=session, email=email, password=password, clock=clock
-        )
+        return accounts.create_account(session=session, email=email, password=password, clock=clock)
     except accounts.AccountError as refused:
         raise SignUpRefused(_sentence(str(refused))) from refused
 
 
-def sign_in(
-    *, session: Session, clock: Clock, email: str, password: str, address: str
-) -> Account:
+def sign_in(*, session: Session, clock: Clock, email: str, password: str, address: str) -> Account:
     """The account for this email and password, or WrongCredentials / TooManyAttempts.
 
     A failed attempt is committed before WrongCredentials is raised: the caller's unit of work
@@ -329,8 +329,11 @@ def find_or_create_oauth_account(
         with session.begin_nested():
             session.add(
                 OAuthIdentity(
-                    provider=provider, subject=subject, account_id=account.id,
-                    email=normalised, created_at=clock.now(),
+                    provider=provider,
+                    subject=subject,
+                    account_id=account.id,
+                    email=normalised,
+                    created_at=clock.now(),
                 )
             )
     except IntegrityError:

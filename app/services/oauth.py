@@ -74,18 +74,31 @@ class OAuthConfig:
         found: list[Provider] = []
         if self.google_client_id and self.google_client_secret:
             found.append(
-                Provider("google", "Google", "oidc", self.google_client_id,
-                         self.google_client_secret, GOOGLE_DISCOVERY_URL)
+                Provider(
+                    "google",
+                    "Google",
+                    "oidc",
+                    self.google_client_id,
+                    self.google_client_secret,
+                    GOOGLE_DISCOVERY_URL,
+                )
             )
         if self.github_client_id and self.github_client_secret:
             found.append(
-                Provider("github", "GitHub", "github", self.github_client_id,
-                         self.github_client_secret)
+                Provider(
+                    "github", "GitHub", "github", self.github_client_id, self.github_client_secret
+                )
             )
         if self.oidc_discovery_url and self.oidc_client_id:
             found.append(
-                Provider("oidc", self.oidc_name or "Single sign-on", "oidc", self.oidc_client_id,
-                         self.oidc_client_secret, self.oidc_discovery_url)
+                Provider(
+                    "oidc",
+                    self.oidc_name or "Single sign-on",
+                    "oidc",
+                    self.oidc_client_id,
+                    self.oidc_client_secret,
+                    self.oidc_discovery_url,
+                )
             )
         # Without a secret to seal the state cookie, no flow could be finished safely.
         return {p.key: p for p in found} if self.session_secret else {}
@@ -241,8 +254,9 @@ async def finish_sign_in(
     provider = _provider(config, provider_key)
     if not sealed:
         raise StateMismatch()
-    pending = unseal(sealed, secret=config.session_secret, clock=clock,
-                     max_age=config.state_max_age)
+    pending = unseal(
+        sealed, secret=config.session_secret, clock=clock, max_age=config.state_max_age
+    )
     returned_state = params.get("state", "")
     if pending.provider != provider.key or not hmac.compare_digest(
         pending.state.encode(), returned_state.encode()
@@ -275,13 +289,20 @@ async def finish_sign_in(
 
 
 def open_session_for(
-    *, session: Session, clock: Clock, login: VerifiedLogin, user_agent: str | None,
+    *,
+    session: Session,
+    clock: Clock,
+    login: VerifiedLogin,
+    user_agent: str | None,
     lifetime: timedelta = auth.SESSION_LIFETIME,
 ) -> OAuthSignIn:
     """Sign the verified login into its account (creating it with its trial when new)."""
     try:
         account, created = auth.find_or_create_oauth_account(
-            session=session, clock=clock, provider=login.provider_id, subject=login.subject,
+            session=session,
+            clock=clock,
+            provider=login.provider_id,
+            subject=login.subject,
             email=login.email,
         )
     except accounts.AccountError as refused:
@@ -289,7 +310,10 @@ def open_session_for(
         raise OAuthFailed(f"Cannot sign in with that account: {refused}.") from refused
     assert account.id is not None
     token = auth.create_session(
-        session=session, clock=clock, account_id=account.id, user_agent=user_agent,
+        session=session,
+        clock=clock,
+        account_id=account.id,
+        user_agent=user_agent,
         lifetime=lifetime,
     )
     return OAuthSignIn(
@@ -330,7 +354,8 @@ async def _github_identity(
     emails = await client.get("user/emails", token=token)
     emails.raise_for_status()
     primary = [
-        entry["email"] for entry in emails.json()
+        entry["email"]
+        for entry in emails.json()
         if entry.get("primary") and entry.get("verified") and entry.get("email")
     ]
     if not primary:

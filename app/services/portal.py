@@ -15,7 +15,7 @@ from app.services import api_keys, auth, cutouts, ledger
 from app.services.api_keys import ApiKeyView
 from app.services.clock import Clock
 from app.services.cutouts import JobView
-from app.services.entitlements import entitlement
+from app.services.entitlements import entitlement, list_flags
 from app.services.pricing import Feature, cost_of
 from app.settings import Settings
 
@@ -231,3 +231,9 @@ def revoke_api_key(*, db: Engine, clock: Clock, account_id: int, key_id: int) ->
 
 def local_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def enabled_flags(*, db: Engine) -> list[str]:
+    """Names of the Standard-only tools switched on by the operator."""
+    with session_scope(db) as session:
+        return [flag.name for flag in list_flags(session=session) if flag.enabled]

@@ -1,0 +1,20 @@
+"""Pricing page state: which Standard-only tools the operator has switched on."""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from app import runtime
+from app.services import portal
+from app.state.auth import AuthState
+
+
+class PricingState(AuthState):
+    live_tools: list[str] = []
+
+    @rx.event
+    async def on_load(self) -> None:
+        await self.current_account()
+        self.live_tools = await asyncio.to_thread(portal.enabled_flags, db=runtime.db())
