@@ -84,3 +84,20 @@ def test_password_change_signs_out_other_browsers(live_app, phone, playwright_br
     expect(other.get_by_role("link", name=re.compile("Account:"))).to_be_visible(timeout=30_000)
     laptop.close()
     page.close()
+
+
+def test_deleting_the_account_signs_out_and_forgets_the_person(live_app, phone) -> None:  # type: ignore[no-untyped-def]
+    email = new_email()
+    page = phone.new_page()
+    sign_up(page, live_app.url, email)
+    page.goto(live_app.url + "/account")
+    page.get_by_label("Confirm email").fill("someone-else@example.com")
+    page.get_by_role("button", name="Delete account").click()
+    expect(page.get_by_role("alert")).to_contain_text("Type your email", timeout=30_000)
+
+    page.get_by_label("Confirm email").fill(email)
+    page.get_by_role("button", name="Delete account").click()
+    expect(page.get_by_role("link", name="Sign in").first).to_be_visible(timeout=30_000)
+    sign_in(page, live_app.url, email)
+    expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
+    page.close()

@@ -129,6 +129,10 @@ def test_someone_elses_job_is_not_found_and_not_charged(db, settings, clock, per
         )
     assert web_available(db, clock, intruder.id) == 10 * MILLI
     assert get_job(db=db, owner=None, job_id=job.id).status == "queued"
+    assert portal.dashboard(db=db, clock=clock, account_id=intruder.id).jobs == []
+    assert [j.id for j in portal.dashboard(db=db, clock=clock, account_id=person.id).jobs] == [
+        job.id
+    ]
 
 
 def test_housekeeping_releases_expires_and_purges_on_time(db, settings, clock, person) -> None:  # type: ignore[no-untyped-def]
