@@ -113,3 +113,36 @@ def test_non_image_shows_an_error_and_the_page_keeps_working(live_app, phone, tm
     expect(page.get_by_role("alert")).to_have_count(0)
     expect(page.get_by_role("link", name=re.compile(r"Account: 10 credits"))).to_be_visible()
     page.close()
+
+
+def test_iphone_heic_photo_taken_sideways_comes_out_upright(live_app, phone, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pillow_heif
+    from skimage import data as photos
+
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    heic = tmp_path / "IMG_0042.HEIC"
+    Image.fromarray(photos.astronaut()[:, :400]).save(heic, format="HEIF", exif=exif.tobytes())
+
+    page = phone.new_page()
+    sign_up(page, live_app.url, new_email())
+    page.goto(live_app.url)
+    upload(page, heic)
+    confirm = page.get_by_role("button", name=re.compile("Remove background ·"))
+    expect(confirm).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("512 × 400 px")).to_be_visible()  # rotated a quarter turn
+    # The before image is a JPEG preview the browser can show, not the HEIC itself.
+    before = page.get_by_role("img", name=re.compile("Original"))
+    expect(before).to_be_visible()
+    assert page.evaluate("img => img.naturalWidth", before.element_handle()) > 0
+    confirm.click()
+    download_link = page.get_by_role("link", name=re.compile("Download"))
+    expect(download_link).to_be_visible(timeout=120_000)
+    with page.expect_download() as download_info:
+        download_link.click()
+    assert download_info.value.suggested_filename == "IMG_0042.png"
+    saved = tmp_path / "out.png"
+    download_info.value.save_as(saved)
+    assert Image.open(saved).size == (512, 400)
+    page.close()
