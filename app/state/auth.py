@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -120,60 +121,55 @@ class AuthState(rx.State):
         headers = self.router.headers
         return self.router.session.client_ip or "unknown", headers.user_agent or ""
 
-    @rx.event
-    async def sign_in(self, form: dict):  # type: ignore[no-untyped-def]
-        address, agent = self._client()
-        self.auth_busy = True
-        yield
+    async def _open_session(
+        self, opener: Callable[..., tuple[str, AccountSummary]], **fields: str
+    ) -> bool:
+        """Run a sign-in or sign-up off the event loop; keep its session or say why not."""
+        _, agent = self._client()
         try:
             token, summary = await asyncio.to_thread(
-                portal.sign_in,
+                opener,
                 db=runtime.db(),
                 clock=runtime.clock(),
-                email=str(form.get("email", "")),
-                password=str(form.get("password", "")),
-                address=address,
                 user_agent=agent,
                 lifetime=timedelta(days=runtime.settings().session_days),
+                **fields,
             )
         except (AuthError, AccountError) as refused:
             self.auth_error = str(refused)
-            return
+            return False
         finally:
             self.auth_busy = False
         self.session_token = token
         self.auth_error = ""
         self._apply(summary)
-        yield rx.redirect(self.next_path)
+        return True
+
+    @rx.event
+    async def sign_in(self, form: dict):  # type: ignore[no-untyped-def]
+        address, _ = self._client()
+        self.auth_busy = True
+        yield
+        if await self._open_session(
+            portal.sign_in,
+            email=str(form.get("email", "")),
+            password=str(form.get("password", "")),
+            address=address,
+        ):
+            yield rx.redirect(self.next_path)
 
     @rx.event
     async def sign_up(self, form: dict):  # type: ignore[no-untyped-def]
-        _, agent = self._client()
         password = str(form.get("password", ""))
         if password != str(form.get("confirm", password)):
             self.auth_error = "The two passwords differ."
             return
         self.auth_busy = True
         yield
-        try:
-            token, summary = await asyncio.to_thread(
-                portal.sign_up,
-                db=runtime.db(),
-                clock=runtime.clock(),
-                email=str(form.get("email", "")),
-                password=password,
-                user_agent=agent,
-                lifetime=timedelta(days=runtime.settings().session_days),
-            )
-        except (AuthError, AccountError) as refused:
-            self.auth_error = str(refused)
-            return
-        finally:
-            self.auth_busy = False
-        self.session_token = token
-        self.auth_error = ""
-        self._apply(summary)
-        yield rx.redirect(self.next_path)
+        if await self._open_session(
+            portal.sign_up, email=str(form.get("email", "")), password=password
+        ):
+            yield rx.redirect(self.next_path)
 
     @rx.event
     async def sign_out(self):  # type: ignore[no-untyped-def]
