@@ -210,6 +210,7 @@ def _security() -> rx.Component:
             rx.vstack(
                 rx.input(
                     name="current",
+                    width="100%",
                     type="password",
                     placeholder="Current password",
                     aria_label="Current password",
@@ -217,6 +218,7 @@ def _security() -> rx.Component:
                 ),
                 rx.input(
                     name="new",
+                    width="100%",
                     type="password",
                     placeholder="New password",
                     aria_label="New password",
@@ -239,6 +241,7 @@ def _security() -> rx.Component:
                 ),
                 rx.input(
                     name="confirm_email",
+                    width="100%",
                     placeholder="Type your email to confirm",
                     aria_label="Confirm email",
                 ),

@@ -56,8 +56,8 @@ class AccountState(AuthState):
                 seen[lot.id] = {
                     "source": lot.source.value.replace("_", " "),
                     "scope": lot.scope.value,
-                    "issued": _when(lot.issued_at),
-                    "expires": _when(lot.expires_at),
+                    "issued": lot.issued_at.strftime("%Y-%m-%d"),
+                    "expires": lot.expires_at.strftime("%Y-%m-%d"),
                     "expires_sort": lot.expires_at.isoformat(),
                     "remaining": format_credits(lot.remaining),
                 }
