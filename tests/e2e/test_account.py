@@ -101,3 +101,17 @@ def test_deleting_the_account_signs_out_and_forgets_the_person(live_app, phone) 
     sign_in(page, live_app.url, email)
     expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
     page.close()
+
+
+def test_phone_that_loses_its_connection_stays_signed_in(live_app, phone) -> None:  # type: ignore[no-untyped-def]
+    email = new_email()
+    page = phone.new_page()
+    sign_up(page, live_app.url, email)
+    phone.set_offline(True)  # the websocket drops, as when a phone's tab sleeps
+    page.wait_for_timeout(3_000)
+    phone.set_offline(False)
+    page.get_by_role("link", name=re.compile(r"Account: .* credits")).click()
+    expect(page.get_by_text(email)).to_be_visible(timeout=30_000)
+    page.reload()  # a fresh page load: the session comes back from the browser's cookie
+    expect(page.get_by_text(email)).to_be_visible(timeout=30_000)
+    page.close()
