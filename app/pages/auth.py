@@ -28,8 +28,10 @@ def _field(label: str, name: str, kind: str, autocomplete: str, **props: object)
 
 
 def _oauth_buttons() -> rx.Component:
+    # Until the page is hydrated the links carry the prerendered `next` ("/"); a quick tap
+    # would then lose the page the person came from.
     return rx.cond(
-        AuthState.oauth_providers.length() > 0,
+        AuthState.is_hydrated & (AuthState.oauth_providers.length() > 0),
         rx.vstack(
             rx.text("or", size="2", color_scheme="gray", align="center", width="100%"),
             rx.foreach(
