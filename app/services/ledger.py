@@ -209,7 +209,7 @@ def reserve_credits(
     A refused reservation leaves no trace, so retrying its key later may succeed.
     """
     _require_positive(amount, "reservation")
-    _lock_account(session, account_id)
+    _lock_for_charge(session, account_id)
     existing = _find_reservation(session, account_id, key)
     if existing is not None:
         if (existing.wallet, existing.amount) != (wallet, amount):
@@ -221,6 +221,8 @@ def reserve_credits(
     lots = _active_lots(session, account_id, wallet, now)
     available = sum(lot.remaining - lot.reserved for lot in lots)
     if available < amount:
+        if not lots:
+            _lock_account(session, account_id)  # an unknown account says so, not "0 available"
         raise InsufficientCredits(wallet=wallet, available=available, needed=amount)
     reservation = Reservation(
         account_id=account_id,
@@ -231,19 +233,22 @@ def reserve_credits(
         expires_at=now + timedelta(seconds=timeout_seconds),
     )
     session.add(reservation)
-    session.flush()
-    entries: list[dict[str, Any]] = []
+    holds: list[tuple[CreditLot, int]] = []
     left = amount
     for lot in lots:
         take = min(left, lot.remaining - lot.reserved)
         if take <= 0:
             continue
         lot.reserved += take
-        entries.append(_entry(lot, EntryKind.hold, take, key, now, reservation))
+        holds.append((lot, take))
         left -= take
         if not left:
             break
-    _write(session, entries)
+    # One flush writes the reservation (giving it its id) and the lots' holds together.
+    session.flush()
+    _write(
+        session, [_entry(lot, EntryKind.hold, take, key, now, reservation) for lot, take in holds]
+    )
     return reservation
 
 
@@ -251,7 +256,7 @@ def capture_reservation(
     *, session: Session, clock: Clock, account_id: int, key: str, amount: int
 ) -> Reservation:
     """Spend ``amount`` (at most what was reserved) and hand the rest back."""
-    _lock_account(session, account_id)
+    _lock_for_charge(session, account_id)
     reservation = _get_reservation(session, account_id, key)
     if reservation.status == ReservationStatus.captured:
         return reservation
@@ -275,7 +280,7 @@ def release_reservation(
     *, session: Session, clock: Clock, account_id: int, key: str
 ) -> Reservation:
     """Hand everything back, e.g. when processing failed."""
-    _lock_account(session, account_id)
+    _lock_for_charge(session, account_id)
     reservation = _get_reservation(session, account_id, key)
     if reservation.status == ReservationStatus.released:
         return reservation
@@ -567,6 +572,17 @@ def _resolve(
 # Built once: these run on every charge, and building statements is a large part of the cost.
 _LOCK_ACCOUNT = select(Account.id).where(Account.id == bindparam("account_id")).with_for_update()
 _INSERT_ENTRY = insert(LedgerEntry)
+
+
+def _lock_for_charge(session: Session, account_id: int) -> None:
+    """Serialise a charge with the account's other writes.
+
+    On SQLite the transaction's BEGIN IMMEDIATE already holds the only write lock, and the
+    reservation and lot queries that follow are scoped to the account, so the extra round trip
+    is skipped on this hot path (a fifth of a reserve+capture pair's statements).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        _lock_account(session, account_id)
 
 
 def _lock_account(session: Session, account_id: int) -> None:
