@@ -188,6 +188,30 @@ def job_file(
     return path, view
 
 
+INTERRUPTED = "Processing was interrupted (the server restarted); nothing was charged. Try again."
+
+
+def fail_stalled(*, db: Engine, clock: Clock, older_than: timedelta) -> int:
+    """Mark jobs stuck in processing (a restart killed their worker) as failed; returns how many.
+
+    Their reservations time out on their own and the ledger's sweeper releases them, so the
+    person sees a clear failure instead of a spinner, and pays nothing.
+    """
+    cutoff = clock.now() - older_than
+    with session_scope(db) as session:
+        stalled = session.exec(
+            select(CutoutJob).where(
+                CutoutJob.status == JobStatus.processing, CutoutJob.created_at <= cutoff
+            )
+        ).all()
+        for job in stalled:
+            job.status = JobStatus.failed
+            job.error = INTERRUPTED
+            job.finished_at = clock.now()
+            session.add(job)
+    return len(stalled)
+
+
 def purge_expired(*, db: Engine, settings: Settings, clock: Clock) -> int:
     """Delete jobs past their retention, files first; returns how many went."""
     now = clock.now()

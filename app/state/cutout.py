@@ -100,14 +100,20 @@ class CutoutState(AuthState):
         """Follow a job this page did not start until it finishes."""
         async with self:
             job_id = self.job_id
-        while True:
+        # Housekeeping fails a job whose worker died; stop watching well after that could happen.
+        deadline = 2 * runtime.settings().reservation_timeout_seconds
+        for _ in range(deadline):
             await asyncio.sleep(1)
             try:
-                view = cutouts.get_job(db=runtime.db(), owner=None, job_id=job_id)
+                view = await asyncio.to_thread(
+                    cutouts.get_job, db=runtime.db(), owner=None, job_id=job_id
+                )
             except JobNotFound:
                 return
             if view.status in (JobStatus.done, JobStatus.failed):
                 break
+        else:
+            return
         async with self:
             if self.job_id == job_id:
                 self._show(view)

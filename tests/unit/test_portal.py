@@ -11,6 +11,7 @@ from PIL import Image
 from skimage import data as photos
 
 from app.db import session_scope
+from app.models.jobs import CutoutJob, JobStatus
 from app.models.ledger import Wallet
 from app.services import ledger, portal
 from app.services.auth import account_owner
@@ -163,3 +164,30 @@ def test_housekeeping_releases_expires_and_purges_on_time(db, settings, clock, p
     assert web_available(db, clock, person.id) == 0
     with session_scope(db) as session:
         assert ledger.check_ledger(session=session) == []
+
+
+def test_a_job_whose_worker_died_fails_clearly_and_costs_nothing(  # type: ignore[no-untyped-def]
+    db, settings, clock, person
+) -> None:
+    job = upload(db, settings, clock, person.id)
+    with session_scope(db) as session:  # what charge_and_process had done when the server died
+        ledger.reserve_credits(
+            session=session,
+            clock=clock,
+            account_id=person.id,
+            wallet=Wallet.web,
+            amount=500,
+            key=f"cutout:{job.id}",
+            timeout_seconds=settings.reservation_timeout_seconds,
+        )
+        row = session.get(CutoutJob, job.id)
+        row.status = JobStatus.processing
+        session.add(row)
+    assert run_housekeeping(db=db, settings=settings, clock=clock).stalled == 0
+
+    clock.advance(timedelta(seconds=settings.reservation_timeout_seconds + 1))
+    swept = run_housekeeping(db=db, settings=settings, clock=clock)
+    assert (swept.stalled, swept.reservations) == (1, 1)
+    failed = get_job(db=db, owner=None, job_id=job.id)
+    assert failed.status == "failed" and "nothing was charged" in (failed.error or "")
+    assert web_available(db, clock, person.id) == 10 * MILLI
