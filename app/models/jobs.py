@@ -28,5 +28,6 @@ class CutoutJob(SQLModel, table=True):
     height: int = Field(ge=1)
     error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(index=True)
+    started_at: datetime | None = None  # when a worker took it; a stalled job is judged by this
     finished_at: datetime | None = None
     expires_at: datetime = Field(index=True)

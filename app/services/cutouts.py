@@ -107,6 +107,8 @@ def _set_status(
             raise JobNotFound(job_id)
         job.status = status
         job.error = error
+        if status is JobStatus.processing:
+            job.started_at = clock.now()
         if status in (JobStatus.done, JobStatus.failed):
             job.finished_at = clock.now()
         session.add(job)
@@ -201,7 +203,8 @@ def fail_stalled(*, db: Engine, clock: Clock, older_than: timedelta) -> int:
     with session_scope(db) as session:
         stalled = session.exec(
             select(CutoutJob).where(
-                CutoutJob.status == JobStatus.processing, CutoutJob.created_at <= cutoff
+                CutoutJob.status == JobStatus.processing,
+                CutoutJob.started_at <= cutoff,  # type: ignore[operator]
             )
         ).all()
         for job in stalled:

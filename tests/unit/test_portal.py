@@ -170,6 +170,7 @@ def test_a_job_whose_worker_died_fails_clearly_and_costs_nothing(  # type: ignor
     db, settings, clock, person
 ) -> None:
     job = upload(db, settings, clock, person.id)
+    clock.advance(timedelta(hours=1))  # the quote sat on screen a while: that is no stall
     with session_scope(db) as session:  # what charge_and_process had done when the server died
         ledger.reserve_credits(
             session=session,
@@ -182,6 +183,7 @@ def test_a_job_whose_worker_died_fails_clearly_and_costs_nothing(  # type: ignor
         )
         row = session.get(CutoutJob, job.id)
         row.status = JobStatus.processing
+        row.started_at = clock.now()
         session.add(row)
     assert run_housekeeping(db=db, settings=settings, clock=clock).stalled == 0
 
