@@ -12,7 +12,7 @@ from starlette.routing import Route
 from app import runtime
 from app.services.auth import account_owner
 from app.services.cutouts import JobFile, JobNotFound, job_file
-from app.services.portal import account_for_token
+from app.services.portal import account_id_for_token
 
 SESSION_COOKIE = "cutout_session"
 SERVED = {JobFile.before.value: JobFile.before, JobFile.cutout.value: JobFile.cutout}
@@ -27,16 +27,16 @@ async def serve_job_file(request: Request) -> Response:
     kind = SERVED.get(request.path_params["name"])
     if not token or kind is None:
         return _not_found()
-    account = await asyncio.to_thread(
-        account_for_token, db=runtime.db(), clock=runtime.clock(), token=token
+    account_id = await asyncio.to_thread(
+        account_id_for_token, db=runtime.db(), clock=runtime.clock(), token=token
     )
-    if account is None:
+    if account_id is None:
         return _not_found()
     try:
         path, view = job_file(
             db=runtime.db(),
             settings=runtime.settings(),
-            owner=account_owner(account.id),
+            owner=account_owner(account_id),
             job_id=request.path_params["job_id"],
             kind=kind,
         )

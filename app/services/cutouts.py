@@ -155,24 +155,20 @@ def get_job(*, db: Engine, owner: str | None, job_id: str) -> JobView:
 
 def recent_job(*, db: Engine, owner: str, since: datetime) -> JobView | None:
     """The owner's newest job created after `since`, to pick up where a dropped page left off."""
-    with Session(db) as session:
-        job = session.exec(
-            select(CutoutJob)
-            .where(CutoutJob.owner == owner, CutoutJob.created_at >= since)
-            .order_by(CutoutJob.created_at.desc())  # type: ignore[union-attr]
-            .limit(1)
-        ).first()
-        return _view(job) if job else None
+    found = list_jobs(db=db, owner=owner, limit=1, since=since)
+    return found[0] if found else None
 
 
-def list_jobs(*, db: Engine, owner: str, limit: int = 20) -> list[JobView]:
-    """The owner's newest jobs still within retention."""
+def list_jobs(
+    *, db: Engine, owner: str, limit: int = 20, since: datetime | None = None
+) -> list[JobView]:
+    """The owner's newest jobs still within retention (created after `since`, if given)."""
+    query = select(CutoutJob).where(CutoutJob.owner == owner)
+    if since is not None:
+        query = query.where(CutoutJob.created_at >= since)
     with Session(db) as session:
         rows = session.exec(
-            select(CutoutJob)
-            .where(CutoutJob.owner == owner)
-            .order_by(CutoutJob.created_at.desc())  # type: ignore[union-attr]
-            .limit(limit)
+            query.order_by(CutoutJob.created_at.desc()).limit(limit)  # type: ignore[union-attr]
         ).all()
         return [_view(job) for job in rows]
 

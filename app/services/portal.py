@@ -52,9 +52,15 @@ class Dashboard:
     keys: list[ApiKeyView]
 
 
-def _summary(session: Session, clock: Clock, account: Account) -> AccountSummary:
+def _summary(
+    session: Session,
+    clock: Clock,
+    account: Account,
+    wallets: dict[Wallet, ledger.WalletBalance] | None = None,
+) -> AccountSummary:
     assert account.id is not None
-    wallets = ledger.balance(session=session, clock=clock, account_id=account.id)
+    if wallets is None:
+        wallets = ledger.balance(session=session, clock=clock, account_id=account.id)
     return AccountSummary(
         id=account.id,
         email=account.email,
@@ -70,6 +76,15 @@ def account_for_token(*, db: Engine, clock: Clock, token: str) -> AccountSummary
     with session_scope(db) as session:
         account = auth.resolve_session(session=session, clock=clock, token=token)
         return _summary(session, clock, account) if account else None
+
+
+def account_id_for_token(*, db: Engine, clock: Clock, token: str) -> int | None:
+    """Just who is signed in, for routes that need no balance (every image load asks)."""
+    if not token:
+        return None
+    with session_scope(db) as session:
+        account = auth.resolve_session(session=session, clock=clock, token=token)
+        return account.id if account else None
 
 
 def sign_up(
@@ -206,9 +221,10 @@ def dashboard(*, db: Engine, clock: Clock, account_id: int, page: int = 1) -> Da
         account = session.get(Account, account_id)
         if account is None or account.deleted_at is not None:
             raise NotAllowed("This account no longer exists.")
+        wallets = ledger.balance(session=session, clock=clock, account_id=account_id)
         return Dashboard(
-            summary=_summary(session, clock, account),
-            wallets=ledger.balance(session=session, clock=clock, account_id=account_id),
+            summary=_summary(session, clock, account, wallets),
+            wallets=wallets,
             history=ledger.history(session=session, account_id=account_id, page=page, per_page=20),
             jobs=jobs,
             keys=api_keys.list_api_keys(session=session, account_id=account_id),
