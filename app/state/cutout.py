@@ -238,7 +238,9 @@ class CutoutState(AuthState):
         except Exception:
             log.exception("cutout job %s failed", job_id)
             try:
-                view = cutouts.get_job(db=runtime.db(), owner=None, job_id=job_id)
+                view = await asyncio.to_thread(
+                    cutouts.get_job, db=runtime.db(), owner=None, job_id=job_id
+                )
             except JobNotFound:
                 return
         async with self:
