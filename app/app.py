@@ -9,8 +9,8 @@ import sys
 import reflex as rx
 from starlette.applications import Starlette
 
-from app import runtime
-from app.api.files import routes as file_routes
+from app import routes, runtime
+from app.api.files import file_routes
 from app.api.oauth import oauth_routes
 from app.api.upload_limit import UploadLimitMiddleware
 from app.components.shell import page_shell
@@ -18,12 +18,12 @@ from app.pages.account import account
 from app.pages.auth import signin, signup
 from app.pages.home import home
 from app.pages.pricing import pricing
-from app.services.housekeeping import run_housekeeping
-from app.services.model_files import ModelMissing, check_model
+from app.services.imaging.model_files import ModelMissing, check_model
 from app.state.account import AccountState
-from app.state.auth import AuthState, oauth_config
+from app.state.auth import AuthState
 from app.state.cutout import CutoutState
 from app.state.pricing import PricingState
+from app.usecases.housekeeping import run_housekeeping
 
 log = logging.getLogger("cutout")
 
@@ -56,27 +56,32 @@ app = rx.App(
     api_transformer=[
         Starlette(
             routes=file_routes
-            + oauth_routes(config=oauth_config, db=runtime.db, clock=runtime.clock)
+            + oauth_routes(
+                config=runtime.oauth_config,
+                db=runtime.db,
+                clock=runtime.clock,
+                settings=runtime.settings,
+            )
         ),
         _limit_uploads,
     ],
 )
 app.add_page(
     home,
-    route="/",
+    route=routes.HOME,
     title="Cutout: remove the background from photos",
     on_load=CutoutState.on_load,
 )
 app.add_page(
-    signin, route="/signin", title="Sign in · Cutout", on_load=AuthState.redirect_if_signed_in
+    signin, route=routes.SIGN_IN, title="Sign in · Cutout", on_load=AuthState.redirect_if_signed_in
 )
 app.add_page(
-    signup, route="/signup", title="Sign up · Cutout", on_load=AuthState.redirect_if_signed_in
+    signup, route=routes.SIGN_UP, title="Sign up · Cutout", on_load=AuthState.redirect_if_signed_in
 )
-app.add_page(account, route="/account", title="Account · Cutout", on_load=AccountState.on_load)
+app.add_page(account, route=routes.ACCOUNT, title="Account · Cutout", on_load=AccountState.on_load)
 app.add_page(
     lambda: page_shell(pricing()),
-    route="/pricing",
+    route=routes.PRICING,
     title="Pricing · Cutout",
     on_load=PricingState.on_load,
 )

@@ -1,4 +1,10 @@
-"""Database engine and sessions: SQLite (WAL, immediate write locks) or PostgreSQL by URL."""
+"""Database engine and units of work: SQLite (WAL) or PostgreSQL, chosen by URL.
+
+Only the use-case layer (`app/usecases/`) opens units of work. It says up front whether one
+writes: on SQLite a writing unit takes the database's one write lock at BEGIN (so two charges
+never both read a balance and then both spend it), while a reading unit runs in WAL snapshot
+mode and never waits for a writer.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session, create_engine
+
+# Execution option carried by connections of writing units of work.
+WRITE_OPTION = "cutout_writes"
+
+
+class ReadOnlyUnitOfWork(RuntimeError):
+    """A write was attempted inside a unit of work opened for reading (a programming error)."""
 
 
 def make_engine(url: str) -> Engine:
@@ -27,10 +40,12 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            # Take the write lock up front: two writers never both read a balance and then
-            # both spend it. SQLite has one writer at a time anyway.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _sqlite_begin(conn: Connection) -> None:
+            # Writers take the write lock up front; readers read a WAL snapshot and never block.
+            if conn.get_execution_options().get(WRITE_OPTION):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -41,13 +56,45 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
+def is_writing(session: Session) -> bool:
+    """True inside a unit of work opened with `writing`."""
+    return bool(session.connection().get_execution_options().get(WRITE_OPTION))
+
+
+def require_writing(session: Session) -> None:
+    """Refuse a write in a reading unit: on SQLite it would run without the write lock."""
+    if not is_writing(session):
+        raise ReadOnlyUnitOfWork("this operation writes; open the unit of work with writing()")
+
+
+@lru_cache(maxsize=16)
+def _writer(engine: Engine) -> Engine:
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+def writing(engine: Engine) -> Iterator[Session]:
+    """A unit of work that writes: commit on success, roll back on error."""
+    with Session(_writer(engine), expire_on_commit=False) as s:
         try:
-            yield session
-            session.commit()
+            yield s
+            s.commit()
         except BaseException:
-            session.rollback()
+            s.rollback()
             raise
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A unit of work that only reads, from one consistent snapshot; never commits anything."""
+    with Session(engine, expire_on_commit=False) as s:
+        event.listen(s, "before_flush", _refuse_flush)
+        try:
+            yield s
+        finally:
+            s.rollback()
+
+
+def _refuse_flush(session: Session, _context: object, _instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlyUnitOfWork("changes made in a reading unit of work; open it with writing()")

@@ -1,11 +1,14 @@
-"""What the Reflex layer injects into services: settings, the database engine and the clock."""
+"""What the Reflex layer and the HTTP routes inject into use cases: settings, engine, clock."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from app.db import engine_for
 from app.services.clock import Clock, SystemClock
+from app.services.identity.oauth import OAuthConfig
 from app.settings import Settings, get_settings
 
 _clock: Clock = SystemClock()
@@ -21,3 +24,20 @@ def db() -> Engine:
 
 def clock() -> Clock:
     return _clock
+
+
+def oauth_config() -> OAuthConfig:
+    s = get_settings()
+    return OAuthConfig(
+        public_url=s.public_url,
+        session_secret=s.session_secret.get_secret_value(),
+        google_client_id=s.oauth_google_client_id,
+        google_client_secret=s.oauth_google_client_secret.get_secret_value(),
+        github_client_id=s.oauth_github_client_id,
+        github_client_secret=s.oauth_github_client_secret.get_secret_value(),
+        oidc_name=s.oidc_name,
+        oidc_discovery_url=s.oidc_discovery_url,
+        oidc_client_id=s.oidc_client_id,
+        oidc_client_secret=s.oidc_client_secret.get_secret_value(),
+        session_lifetime=timedelta(days=s.session_days),
+    )

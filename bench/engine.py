@@ -28,8 +28,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.services import engine  # noqa: E402
-from app.services.images import Limits, load_image  # noqa: E402
+from app.services.imaging import engine  # noqa: E402
+from app.services.imaging.images import Limits, load_image  # noqa: E402
 
 MODELS_DIR = REPO / "data" / "models"
 MODEL = "u2netp"
@@ -179,8 +179,8 @@ sys.path.insert(0, {repo!r})
 data = open({path!r}, "rb").read()
 if {which!r} == "cutout":
     from pathlib import Path
-    from app.services import engine
-    from app.services.images import Limits, load_image
+    from app.services.imaging import engine
+    from app.services.imaging.images import Limits, load_image
     session = engine.load_session(Path({models!r}), "u2netp", 0)
     image = load_image(data, filename="25mp.jpg", limits=Limits(1 << 30, 25_000_000)).image
     png = engine.cutout_png(session, image)

@@ -25,11 +25,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.cli.setup import migrate  # noqa: E402
-from app.db import make_engine, session_scope  # noqa: E402
+from app.db import make_engine, writing  # noqa: E402
 from app.models.ledger import LotScope, LotSource, Wallet  # noqa: E402
-from app.services import ledger  # noqa: E402
-from app.services.accounts import create_account  # noqa: E402
+from app.services.billing import ledger  # noqa: E402
 from app.services.clock import SystemClock  # noqa: E402
+from app.services.identity.accounts import create_account  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 SQLITE_TARGET = 500.0
@@ -41,7 +41,7 @@ def pairs_per_second(url: str, pairs: int) -> tuple[float, float]:
     migrate(Settings(), url=url)
     engine = make_engine(url)
     clock = SystemClock()
-    with session_scope(engine) as session:
+    with writing(engine) as session:
         account = create_account(
             session=session,
             email=f"bench-{uuid.uuid4().hex}@example.com",
@@ -62,7 +62,7 @@ def pairs_per_second(url: str, pairs: int) -> tuple[float, float]:
     started, started_cpu = time.perf_counter(), time.process_time()
     for n in range(pairs):
         key = f"bench-{n}"
-        with session_scope(engine) as session:
+        with writing(engine) as session:
             ledger.reserve_credits(
                 session=session,
                 clock=clock,
@@ -71,12 +71,12 @@ def pairs_per_second(url: str, pairs: int) -> tuple[float, float]:
                 amount=1_050,
                 key=key,
             )
-        with session_scope(engine) as session:
+        with writing(engine) as session:
             ledger.capture_reservation(
                 session=session, clock=clock, account_id=account_id, key=key, amount=1_050
             )
     elapsed, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    with session_scope(engine) as session:
+    with writing(engine) as session:
         problems = ledger.check_ledger(session=session, account_id=account_id)
     engine.dispose()
     if problems:

@@ -186,3 +186,17 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> It
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def new_account(session, clock, email: str, password: str | None = None):  # type: ignore[no-untyped-def]
+    """An account with the default trial (10 credits, 90 days), made in the caller's session."""
+    from app.services.identity.accounts import create_account, hash_password
+
+    return create_account(
+        session=session,
+        email=email,
+        password_hash=hash_password(password) if password is not None else None,
+        clock=clock,
+        trial_credits=10,
+        lot_valid_days=90,
+    )

@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from app import runtime
-from app.services.auth import account_owner
-from app.services.cutouts import JobFile, JobNotFound, job_file
-from app.services.portal import account_id_for_token
+from app import routes, runtime
+from app.services.jobs.cutouts import JobNotFound
+from app.services.jobs.storage import JobFile
+from app.usecases.accounts import account_id_for_token
+from app.usecases.cutouts import result_file
 
-SESSION_COOKIE = "cutout_session"
 SERVED = {JobFile.before.value: JobFile.before, JobFile.cutout.value: JobFile.cutout}
 
 
@@ -23,7 +23,7 @@ def _not_found() -> Response:
 
 
 async def serve_job_file(request: Request) -> Response:
-    token = request.cookies.get(SESSION_COOKIE, "")
+    token = request.cookies.get(routes.SESSION_COOKIE, "")
     kind = SERVED.get(request.path_params["name"])
     if not token or kind is None:
         return _not_found()
@@ -33,10 +33,11 @@ async def serve_job_file(request: Request) -> Response:
     if account_id is None:
         return _not_found()
     try:
-        path, view = job_file(
+        path, view = await asyncio.to_thread(
+            result_file,
             db=runtime.db(),
             settings=runtime.settings(),
-            owner=account_owner(account_id),
+            account_id=account_id,
             job_id=request.path_params["job_id"],
             kind=kind,
         )
@@ -53,4 +54,4 @@ async def serve_job_file(request: Request) -> Response:
     return FileResponse(path, media_type=media, headers=headers)
 
 
-routes = [Route("/files/{job_id}/{name}", serve_job_file, methods=["GET"])]
+file_routes = [Route(routes.FILES + "/{job_id}/{name}", serve_job_file, methods=["GET"])]

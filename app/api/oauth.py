@@ -10,29 +10,26 @@ import asyncio
 import html
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 
 from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from app.db import session_scope
+from app import routes
 from app.services.clock import Clock
-from app.services.oauth import (
+from app.services.identity.oauth import (
     OAuthConfig,
     OAuthFailed,
-    OAuthSignIn,
-    VerifiedLogin,
     finish_sign_in,
-    open_session_for,
     start_sign_in,
 )
+from app.settings import Settings
+from app.usecases.accounts import finish_oauth_sign_in
 
-SESSION_COOKIE = "cutout_session"
 PENDING_COOKIE = "cutout_oauth"
 # The pending sign-in is only needed by the callback, so other requests never carry it.
-PENDING_COOKIE_PATH = "/auth/"
+PENDING_COOKIE_PATH = routes.AUTH + "/"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 log = logging.getLogger("cutout.oauth")
@@ -43,6 +40,7 @@ def oauth_routes(
     config: Callable[[], OAuthConfig],
     db: Callable[[], Engine],
     clock: Callable[[], Clock],
+    settings: Callable[[], Settings],
 ) -> list[Route]:
     """The routes, reading config, engine and clock per request (as app.runtime provides them)."""
 
@@ -85,7 +83,12 @@ def oauth_routes(
                 clock=clock(),
             )
             result = await asyncio.to_thread(
-                _open_session, db(), clock(), verified, user_agent, current.session_lifetime
+                finish_oauth_sign_in,
+                db=db(),
+                clock=clock(),
+                settings=settings(),
+                login=verified,
+                user_agent=user_agent,
             )
         except OAuthFailed as failed:
             log.warning(
@@ -104,7 +107,7 @@ def oauth_routes(
             )
             response = RedirectResponse(result.next_path, status_code=303, headers=NO_STORE)
             response.set_cookie(
-                SESSION_COOKIE,
+                routes.SESSION_COOKIE,
                 result.token,
                 max_age=int(current.session_lifetime.total_seconds()),
                 path="/",
@@ -124,22 +127,9 @@ def oauth_routes(
         return response
 
     return [
-        Route("/auth/{provider}/login", login, methods=["GET"]),
-        Route("/auth/{provider}/callback", callback, methods=["GET"]),
+        Route(routes.AUTH + "/{provider}/login", login, methods=["GET"]),
+        Route(routes.AUTH + "/{provider}/callback", callback, methods=["GET"]),
     ]
-
-
-def _open_session(
-    engine: Engine,
-    clock: Clock,
-    login: VerifiedLogin,
-    user_agent: str | None,
-    lifetime: timedelta,
-) -> OAuthSignIn:
-    with session_scope(engine) as session:
-        return open_session_for(
-            session=session, clock=clock, login=login, user_agent=user_agent, lifetime=lifetime
-        )
 
 
 def _error_page(failed: OAuthFailed) -> HTMLResponse:
@@ -151,6 +141,6 @@ def _error_page(failed: OAuthFailed) -> HTMLResponse:
 <body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 3rem auto">
 <h1>Sign-in failed</h1>
 <p role="alert">{message}</p>
-<p><a href="/signin">Back to sign in</a></p>
+<p><a href="{routes.SIGN_IN}">Back to sign in</a></p>
 </body></html>"""
     return HTMLResponse(body, status_code=failed.status, headers=NO_STORE)

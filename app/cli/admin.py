@@ -5,27 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import Session
 
-from app.db import make_engine, session_scope
-from app.models.accounts import Account
-from app.models.ledger import LotScope, LotSource
-from app.services import ledger
-from app.services.accounts import AccountError, create_account, find_account_by_email
+from app.db import make_engine
+from app.models.ledger import LotScope
+from app.services.billing import ledger
+from app.services.billing.entitlements import UnknownFlag
+from app.services.billing.pricing import MILLI, format_credits
 from app.services.clock import Clock, SystemClock
-from app.services.entitlements import PlanCatalog, UnknownFlag, list_flags, set_flag
-from app.services.pricing import MILLI, format_credits
-from app.settings import get_settings
-
-
-class CommandError(Exception):
-    """Bad input found after parsing; reported on one line, nothing written."""
+from app.services.identity.accounts import AccountError
+from app.services.identity.auth import AuthError
+from app.settings import Settings, get_settings
+from app.usecases import operator
+from app.usecases.operator import OperatorError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -102,34 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-Command = Callable[[Session, Clock, PlanCatalog, argparse.Namespace], int]
+Command = Callable[[Engine, Clock, Settings, argparse.Namespace], int]
 
 
-def users_create(session: Session, clock: Clock, catalog: PlanCatalog, args: Any) -> int:
-    account = create_account(
-        session=session,
-        email=args.email,
-        password=args.password,
-        clock=clock,
-        trial_credits=catalog.trial_credits // MILLI,
-        lot_valid_days=catalog.lot_valid_days,
+def users_create(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    account = operator.create_user(
+        db=db, clock=clock, settings=settings, email=args.email, password=args.password
     )
     print(f"created account {account.id} for {account.email}")
     return 0
 
 
-def credits_grant(session: Session, clock: Clock, catalog: PlanCatalog, args: Any) -> int:
-    account = _account(session, args.email)
-    lot = ledger.grant_credits(
-        session=session,
+def credits_grant(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    account, lot = operator.grant_credits(
+        db=db,
         clock=clock,
-        account_id=_id(account),
+        settings=settings,
+        email=args.email,
         amount=args.credits,
         scope=LotScope(args.wallet),
-        source=LotSource.adjustment,
-        key=args.key or f"admin:{uuid.uuid4()}",
-        valid_days=args.valid_days or catalog.lot_valid_days,
-        note="granted with cutout-admin",
+        valid_days=args.valid_days,
+        key=args.key,
     )
     print(
         f"granted {format_credits(lot.amount)} credits to {account.email} "
@@ -138,12 +128,11 @@ def credits_grant(session: Session, clock: Clock, catalog: PlanCatalog, args: An
     return 0
 
 
-def credits_balance(session: Session, clock: Clock, catalog: PlanCatalog, args: Any) -> int:
-    account = _account(session, args.email)
-    balances = ledger.balance(session=session, clock=clock, account_id=_id(account))
+def credits_balance(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    found = operator.balance(db=db, clock=clock, email=args.email)
     report = {
-        "email": account.email,
-        "plan": account.plan.value,
+        "email": found.email,
+        "plan": found.plan,
         "wallets": {
             wallet.value: {
                 "available": format_credits(b.available),
@@ -162,27 +151,27 @@ def credits_balance(session: Session, clock: Clock, catalog: PlanCatalog, args: 
                     for lot in b.lots
                 ],
             }
-            for wallet, b in balances.items()
+            for wallet, b in found.wallets.items()
         },
     }
     print(json.dumps(report, indent=2))
     return 0
 
 
-def flags_list(session: Session, clock: Clock, catalog: PlanCatalog, args: Any) -> int:
-    for flag in list_flags(session=session):
+def flags_list(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    for flag in operator.list_flags(db=db):
         print(f"{flag.name}\t{'on' if flag.enabled else 'off'}")
     return 0
 
 
-def flags_set(session: Session, clock: Clock, catalog: PlanCatalog, args: Any) -> int:
-    flag = set_flag(session=session, clock=clock, name=args.name, enabled=args.state == "on")
+def flags_set(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    flag = operator.set_flag(db=db, clock=clock, name=args.name, enabled=args.state == "on")
     print(f"{flag.name}\t{'on' if flag.enabled else 'off'}")
     return 0
 
 
-def ledger_check(session: Session, clock: Clock, catalog: PlanCatalog, args: Any) -> int:
-    problems = ledger.check_ledger(session=session)
+def ledger_check(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    problems = operator.check_ledger(db=db)
     for problem in problems:
         print(problem)
     if problems:
@@ -199,10 +188,9 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     engine = make_engine(settings.db_url)
     run: Command = args.run
     try:
-        with session_scope(engine) as session:
-            return run(session, clock or SystemClock(), PlanCatalog.from_settings(settings), args)
-    except (CommandError, AccountError, ledger.LedgerError, UnknownFlag) as error:
-        # session_scope has rolled back: a refused command changes nothing.
+        return run(engine, clock or SystemClock(), settings, args)
+    except (OperatorError, AccountError, AuthError, ledger.LedgerError, UnknownFlag) as error:
+        # The unit of work has rolled back: a refused command changes nothing.
         print(f"cutout-admin: error: {error}", file=sys.stderr)
         return 1
     except (OperationalError, ProgrammingError) as error:
@@ -211,18 +199,6 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         return 1
     finally:
         engine.dispose()
-
-
-def _account(session: Session, email: str) -> Account:
-    account = find_account_by_email(session=session, email=email)
-    if account is None or account.deleted_at is not None:
-        raise CommandError(f"no account with email {email.strip().lower()}")
-    return account
-
-
-def _id(account: Account) -> int:
-    assert account.id is not None
-    return account.id
 
 
 if __name__ == "__main__":

@@ -7,18 +7,17 @@ import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from app.services import aicut, editor, engine, matting
-from app.services.images import ImageRejected, Limits, load_image
-from app.services.model_files import ModelMissing
+from app.services.billing.pricing import Feature
+from app.services.imaging import aicut, editor, engine, pipeline
+from app.services.imaging.images import ImageRejected, Limits, load_image
+from app.services.imaging.model_files import ModelMissing
 
-FEATURES = ("remove", "ai-cut", "hair")
+# The command line's names for the pipeline's features.
+FEATURES = {"remove": Feature.background_removal, "ai-cut": Feature.ai_cut, "hair": Feature.hair}
 IMAGE_SUFFIXES = {
     ".jpg",
     ".jpeg",
@@ -34,20 +33,6 @@ IMAGE_SUFFIXES = {
 # Operators process their own files: the upload size cap does not apply, the pixel limit does.
 MAX_FILE_BYTES = 512 * 1024 * 1024
 SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
-
-
-@dataclass(frozen=True)
-class Job:
-    feature: str
-    spec: editor.EditSpec
-    marks: aicut.Marks
-    background: Image.Image | None
-    limits: Limits
-
-    @property
-    def plain(self) -> bool:
-        """A transparent PNG cutout with no edits: the engine's fastest path applies."""
-        return self.spec == editor.EditSpec(format="png", max_pixels=self.spec.max_pixels)
 
 
 def _points(text: str) -> tuple[tuple[float, float], ...]:
@@ -89,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--overwrite", action="store_true", help="redo files already done")
     for sub in (single, batch):
         engine_options = sub.add_argument_group("engine")
-        engine_options.add_argument("--feature", choices=FEATURES, default="remove")
+        engine_options.add_argument("--feature", choices=list(FEATURES), default="remove")
         engine_options.add_argument("--models-dir", type=Path, help="default: settings")
         engine_options.add_argument("--model", help="default: settings (u2netp)")
         engine_options.add_argument("--threads", type=int, help="onnxruntime threads")
@@ -147,20 +132,15 @@ def _spec(args: argparse.Namespace, format_name: str, max_pixels: int) -> editor
     )
 
 
-def process(data: bytes, name: str, session: engine.ModelSession, job: Job) -> bytes:
+def process(
+    data: bytes,
+    name: str,
+    session: engine.ModelSession,
+    job: pipeline.CutoutRequest,
+    limits: Limits,
+) -> bytes:
     """One file's bytes in, the finished output's bytes out."""
-    loaded = load_image(data, filename=name, limits=job.limits)
-    pixels = engine.as_pixels(loaded.image)
-    alpha = engine.predict_alpha(session, pixels)
-    if pixels.ndim == 3 and pixels.shape[2] == 4:
-        alpha = np.minimum(alpha, pixels[..., 3])  # what was transparent in the file stays so
-    if job.feature == "ai-cut":
-        alpha = aicut.refine(pixels, alpha, job.marks)
-    elif job.feature == "hair":
-        alpha = matting.refine_hair(pixels, alpha)
-    if job.plain:
-        return engine.encode_cutout(pixels, alpha)
-    return editor.export(pixels, alpha, job.spec, background_image=job.background).data
+    return pipeline.run_bytes(session, data, filename=name, limits=limits, request=job).data
 
 
 def _inputs(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -170,7 +150,11 @@ def _inputs(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _run_batch(
-    args: argparse.Namespace, job: Job, settings_threads: int, models: tuple[Path, str]
+    args: argparse.Namespace,
+    job: pipeline.CutoutRequest,
+    limits: Limits,
+    settings_threads: int,
+    models: tuple[Path, str],
 ) -> int:
     if not args.input.is_dir():
         print(f"cutout: {args.input} is not a folder", file=sys.stderr)
@@ -191,7 +175,7 @@ def _run_batch(
         target = (args.output / relative).with_suffix(f".{extension}")
         if target.exists() and not args.overwrite:
             return
-        result = process(path.read_bytes(), path.name, session, job)
+        result = process(path.read_bytes(), path.name, session, job, limits)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         partial.write_bytes(result)
@@ -254,11 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.feature != "ai-cut" and not marks.empty:
             raise editor.BadParameter("feature", "marks (--box, --keep, --remove) need ai-cut")
-        job = Job(args.feature, spec, marks, background, limits)
+        job = pipeline.CutoutRequest(FEATURES[args.feature], spec, marks, background)
         if args.command == "batch":
-            return _run_batch(args, job, settings.onnx_thread_count, models)
+            return _run_batch(args, job, limits, settings.onnx_thread_count, models)
         session = engine.load_session(*models, args.threads or settings.onnx_thread_count)
-        result = process(args.input.read_bytes(), args.input.name, session, job)
+        result = process(args.input.read_bytes(), args.input.name, session, job, limits)
     except (editor.BadParameter, ImageRejected, ModelMissing, OSError) as error:
         print(f"cutout: {_reason(error)}", file=sys.stderr)
         return 2 if isinstance(error, editor.BadParameter) else 1

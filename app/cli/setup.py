@@ -9,7 +9,7 @@ import time
 from alembic import command
 from alembic.config import Config
 
-from app.services.model_files import ModelMissing, check_model, provision_u2netp
+from app.services.imaging.model_files import ModelMissing, check_model, provision_u2netp
 from app.settings import Settings, get_settings
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import reflex as rx
 from reflex.vars import ArrayVar, ObjectVar
 
-from app.services.images import ACCEPT_MIME
+from app.services.imaging.images import ACCEPT_MIME
 
 
 def accept_images() -> dict[str, list[str]]:

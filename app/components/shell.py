@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app import routes
 from app.state.auth import AuthState
 
-NAV_LINKS: list[tuple[str, str]] = [("Remove background", "/"), ("Pricing", "/pricing")]
+NAV_LINKS: list[tuple[str, str]] = [
+    ("Remove background", routes.HOME),
+    ("Pricing", routes.PRICING),
+]
 
 
 def _account_links() -> rx.Component:
@@ -21,7 +25,7 @@ def _account_links() -> rx.Component:
                     size="2",
                     variant="soft",
                 ),
-                href="/account",
+                href=routes.ACCOUNT,
                 aria_label="Account: " + AuthState.web_credits + " credits",
             ),
             rx.button("Sign out", on_click=AuthState.sign_out, variant="ghost", size="2"),
@@ -29,9 +33,9 @@ def _account_links() -> rx.Component:
             align="center",
         ),
         rx.hstack(
-            rx.link("Sign in", href="/signin", size="2", weight="medium"),
+            rx.link("Sign in", href=routes.SIGN_IN, size="2", weight="medium"),
             rx.button(
-                rx.link("Sign up free", href="/signup", underline="none", color="inherit"),
+                rx.link("Sign up free", href=routes.SIGN_UP, underline="none", color="inherit"),
                 as_child=True,
                 size="2",
             ),
@@ -50,7 +54,7 @@ def navbar() -> rx.Component:
                     rx.text("Cutout", weight="bold", size="5"),
                     align="center",
                 ),
-                href="/",
+                href=routes.HOME,
                 underline="none",
                 color_scheme="gray",
                 high_contrast=True,

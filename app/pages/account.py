@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app import routes
 from app.components.shell import page_shell
 from app.state.account import AccountState
 
@@ -78,7 +79,7 @@ def _wallets() -> rx.Component:
                 rx.table.cell(r["remaining"]),
             ],
         ),
-        rx.link("Buy credits", href="/pricing"),
+        rx.link("Buy credits", href=routes.PRICING),
     )
 
 

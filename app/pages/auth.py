@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app import routes
 from app.components.shell import page_shell
-from app.services.accounts import MIN_PASSWORD_LENGTH
+from app.services.identity.accounts import MIN_PASSWORD_LENGTH
 from app.state.auth import AuthState
 
 
@@ -101,7 +102,7 @@ def signin() -> rx.Component:
         _oauth_buttons(),
         rx.text(
             "New to Cutout? ",
-            rx.link("Create an account", href="/signup?next=" + AuthState.next_path),
+            rx.link("Create an account", href=routes.SIGN_UP + "?next=" + AuthState.next_path),
             " and get 10 free credits.",
             size="2",
         ),
@@ -151,7 +152,7 @@ def signup() -> rx.Component:
         _oauth_buttons(),
         rx.text(
             "Already have an account? ",
-            rx.link("Sign in", href="/signin?next=" + AuthState.next_path),
+            rx.link("Sign in", href=routes.SIGN_IN + "?next=" + AuthState.next_path),
             size="2",
         ),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app import routes
 from app.components.before_after import before_after
 from app.components.dropzone import dropzone
 from app.components.shell import page_shell
@@ -104,7 +105,7 @@ def _quote() -> rx.Component:
                     " and you have ",
                     CutoutState.balance_label,
                     ". ",
-                    rx.link("Top up credits", href="/pricing"),
+                    rx.link("Top up credits", href=routes.PRICING),
                     ".",
                 ),
                 icon="coins",
@@ -134,12 +135,12 @@ def _signed_out() -> rx.Component:
         ),
         rx.hstack(
             rx.button(
-                rx.link("Sign up free", href="/signup", underline="none", color="inherit"),
+                rx.link("Sign up free", href=routes.SIGN_UP, underline="none", color="inherit"),
                 as_child=True,
                 size="3",
             ),
             rx.button(
-                rx.link("Sign in", href="/signin", underline="none"),
+                rx.link("Sign in", href=routes.SIGN_IN, underline="none"),
                 as_child=True,
                 size="3",
                 variant="soft",

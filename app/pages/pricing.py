@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.services.entitlements import EVERY_PLAN_FEATURES, PlanCatalog, PlanOffer
-from app.services.pricing import (
+from app.services.billing.entitlements import EVERY_PLAN_FEATURES, PlanCatalog, PlanOffer
+from app.services.billing.pricing import (
     FEATURE_LABELS,
     MEGAPIXEL,
     PRICE_TABLE,

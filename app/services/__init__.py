@@ -1,1 +1,1 @@
-"""The business of Cutout in plain Python: no Reflex imports here."""
+"""The business, plain Python: domain services that take a session and never commit."""

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import reflex as rx
 
-from app import runtime
-from app.services import portal
-from app.services.accounts import AccountError
-from app.services.api_keys import ApiKeyError
-from app.services.auth import AuthError
-from app.services.pricing import format_credits
+from app import routes, runtime
+from app.services.billing.pricing import format_credits
+from app.services.identity.accounts import AccountError
+from app.services.identity.api_keys import ApiKeyError
+from app.services.identity.auth import AuthError
+from app.services.jobs.storage import JobFile
 from app.state.auth import AuthState
+from app.usecases import accounts
 
 
-def _when(value) -> str:  # type: ignore[no-untyped-def]
-    return portal.local_time(value) if value else "never"
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
 class AccountState(AuthState):
@@ -36,7 +38,7 @@ class AccountState(AuthState):
         if account is None:
             return
         board = await asyncio.to_thread(
-            portal.dashboard,
+            accounts.dashboard,
             db=runtime.db(),
             clock=runtime.clock(),
             account_id=account.id,
@@ -77,7 +79,7 @@ class AccountState(AuthState):
                 "id": job.id,
                 "name": job.original_name,
                 "status": job.status.value,
-                "download": f"/files/{job.id}/cutout.png?download=1",
+                "download": routes.file_url(job.id, JobFile.cutout, download=True),
                 "file": job.download_name,
             }
             for job in board.jobs
@@ -99,7 +101,7 @@ class AccountState(AuthState):
         self.message = ""
         self.problem = ""
         if await self.current_account() is None:
-            return rx.redirect("/signin?next=/account")
+            return rx.redirect(routes.sign_in_url(routes.ACCOUNT))
         await self._load()
         return None
 
@@ -112,11 +114,11 @@ class AccountState(AuthState):
     async def create_key(self, form: dict):  # type: ignore[no-untyped-def]
         account = await self.current_account()
         if account is None:
-            return rx.redirect("/signin?next=/account")
+            return rx.redirect(routes.sign_in_url(routes.ACCOUNT))
         name = str(form.get("name", "")).strip()
         try:
             raw, _prefix = await asyncio.to_thread(
-                portal.create_api_key,
+                accounts.create_api_key,
                 db=runtime.db(),
                 clock=runtime.clock(),
                 account_id=account.id,
@@ -134,10 +136,10 @@ class AccountState(AuthState):
     async def revoke_key(self, key_id: str):  # type: ignore[no-untyped-def]
         account = await self.current_account()
         if account is None:
-            return rx.redirect("/signin?next=/account")
+            return rx.redirect(routes.sign_in_url(routes.ACCOUNT))
         try:
             await asyncio.to_thread(
-                portal.revoke_api_key,
+                accounts.revoke_api_key,
                 db=runtime.db(),
                 clock=runtime.clock(),
                 account_id=account.id,
@@ -152,10 +154,10 @@ class AccountState(AuthState):
     async def change_password(self, form: dict):  # type: ignore[no-untyped-def]
         account = await self.current_account()
         if account is None:
-            return rx.redirect("/signin?next=/account")
+            return rx.redirect(routes.sign_in_url(routes.ACCOUNT))
         try:
             await asyncio.to_thread(
-                portal.change_password,
+                accounts.change_password,
                 db=runtime.db(),
                 clock=runtime.clock(),
                 account_id=account.id,
@@ -175,25 +177,25 @@ class AccountState(AuthState):
         account = await self.current_account()
         if account is not None:
             await asyncio.to_thread(
-                portal.sign_out_everywhere,
+                accounts.sign_out_everywhere,
                 db=runtime.db(),
                 clock=runtime.clock(),
                 account_id=account.id,
             )
         self.session_token = ""
         self._apply(None)
-        return rx.redirect("/signin")
+        return rx.redirect(routes.SIGN_IN)
 
     @rx.event
     async def delete_account(self, form: dict):  # type: ignore[no-untyped-def]
         account = await self.current_account()
         if account is None:
-            return rx.redirect("/signin")
+            return rx.redirect(routes.SIGN_IN)
         if str(form.get("confirm_email", "")).strip().lower() != account.email:
             self.problem = "Type your email address to confirm deleting the account."
             return None
         await asyncio.to_thread(
-            portal.delete_account,
+            accounts.delete_account,
             db=runtime.db(),
             clock=runtime.clock(),
             settings=runtime.settings(),
@@ -201,4 +203,4 @@ class AccountState(AuthState):
         )
         self.session_token = ""
         self._apply(None)
-        return rx.redirect("/")
+        return rx.redirect(routes.HOME)

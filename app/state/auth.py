@@ -4,51 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
-from urllib.parse import quote
 
 import reflex as rx
 
-from app import runtime
-from app.services import portal
-from app.services.accounts import AccountError
-from app.services.auth import AuthError
-from app.services.oauth import OAuthConfig, configured_providers
-from app.services.portal import AccountSummary
-from app.services.pricing import format_credits
-from app.settings import Settings
-
-SESSION_COOKIE = "cutout_session"
-
-
-def oauth_config(settings: Settings | None = None) -> OAuthConfig:
-    s = settings or runtime.settings()
-    return OAuthConfig(
-        public_url=s.public_url,
-        session_secret=s.session_secret.get_secret_value(),
-        google_client_id=s.oauth_google_client_id,
-        google_client_secret=s.oauth_google_client_secret.get_secret_value(),
-        github_client_id=s.oauth_github_client_id,
-        github_client_secret=s.oauth_github_client_secret.get_secret_value(),
-        oidc_name=s.oidc_name,
-        oidc_discovery_url=s.oidc_discovery_url,
-        oidc_client_id=s.oidc_client_id,
-        oidc_client_secret=s.oidc_client_secret.get_secret_value(),
-        session_lifetime=timedelta(days=s.session_days),
-    )
-
-
-def safe_next(raw: str | None) -> str:
-    """Only same-site paths: a sign-in link must not bounce people to another site."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
-        return "/"
-    return raw
+from app import routes, runtime
+from app.services.billing.pricing import format_credits
+from app.services.identity.accounts import AccountError
+from app.services.identity.auth import AuthError
+from app.services.identity.oauth import configured_providers
+from app.usecases import accounts
+from app.usecases.accounts import AccountSummary
 
 
 class AuthState(rx.State):
     # The raw token lives only in the browser; the server keeps its hash.
     session_token: str = rx.Cookie(
-        "", name=SESSION_COOKIE, max_age=400 * 24 * 3600, same_site="lax"
+        "", name=routes.SESSION_COOKIE, max_age=400 * 24 * 3600, same_site="lax"
     )
     account_email: str = ""
     plan: str = ""
@@ -64,13 +35,13 @@ class AuthState(rx.State):
 
     @rx.var
     def next_path(self) -> str:
-        return safe_next(self.router.url.query_parameters.get("next"))
+        return routes.safe_next(self.router.url.query_parameters.get("next"))
 
     @rx.var
     def oauth_providers(self) -> list[list[str]]:
         return [
-            [key, label, f"/auth/{key}/login?next={quote(self.next_path)}"]
-            for key, label in configured_providers(oauth_config())
+            [key, label, routes.oauth_login_url(key, self.next_path)]
+            for key, label in configured_providers(runtime.oauth_config())
         ]
 
     def _apply(self, summary: AccountSummary | None) -> None:
@@ -90,7 +61,7 @@ class AuthState(rx.State):
     async def current_account(self) -> AccountSummary | None:
         """Re-check the session on the server; every handler that touches data starts here."""
         summary = await asyncio.to_thread(
-            portal.account_for_token,
+            accounts.account_for_token,
             db=runtime.db(),
             clock=runtime.clock(),
             token=self.session_token,
@@ -106,8 +77,7 @@ class AuthState(rx.State):
     async def require_account(self):  # type: ignore[no-untyped-def]
         """on_load for pages that need an account: send signed-out visitors to sign in."""
         if await self.current_account() is None:
-            here = self.router.url.path or "/"
-            return rx.redirect(f"/signin?next={quote(here)}")
+            return rx.redirect(routes.sign_in_url(self.router.url.path or routes.HOME))
         return None
 
     @rx.event
@@ -131,8 +101,8 @@ class AuthState(rx.State):
                 opener,
                 db=runtime.db(),
                 clock=runtime.clock(),
+                settings=runtime.settings(),
                 user_agent=agent,
-                lifetime=timedelta(days=runtime.settings().session_days),
                 **fields,
             )
         except (AuthError, AccountError) as refused:
@@ -151,7 +121,7 @@ class AuthState(rx.State):
         self.auth_busy = True
         yield
         if await self._open_session(
-            portal.sign_in,
+            accounts.sign_in,
             email=str(form.get("email", "")),
             password=str(form.get("password", "")),
             address=address,
@@ -167,7 +137,7 @@ class AuthState(rx.State):
         self.auth_busy = True
         yield
         if await self._open_session(
-            portal.sign_up, email=str(form.get("email", "")), password=password
+            accounts.sign_up, email=str(form.get("email", "")), password=password
         ):
             yield rx.redirect(self.next_path)
 
@@ -176,8 +146,8 @@ class AuthState(rx.State):
         token = self.session_token
         if token:
             await asyncio.to_thread(
-                portal.sign_out, db=runtime.db(), clock=runtime.clock(), token=token
+                accounts.sign_out, db=runtime.db(), clock=runtime.clock(), token=token
             )
         self.session_token = ""
         self._apply(None)
-        return rx.redirect("/")
+        return rx.redirect(routes.HOME)

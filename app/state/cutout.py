@@ -8,16 +8,17 @@ from datetime import timedelta
 
 import reflex as rx
 
-from app import runtime
+from app import routes, runtime
 from app.models.jobs import JobStatus
-from app.services import cutouts, portal
-from app.services.auth import account_owner
-from app.services.cutouts import JobNotFound, JobView
-from app.services.images import ImageRejected
-from app.services.ledger import InsufficientCredits
-from app.services.pricing import format_credits
-from app.services.workers import run_in_pool
+from app.services.billing.ledger import InsufficientCredits
+from app.services.billing.pricing import format_credits
+from app.services.imaging.images import ImageRejected
+from app.services.jobs.cutouts import JobNotFound, JobView
+from app.services.jobs.storage import JobFile
+from app.services.jobs.workers import run_in_pool
 from app.state.auth import AuthState
+from app.usecases import cutouts
+from app.usecases.accounts import NotAllowed
 
 log = logging.getLogger("cutout")
 
@@ -40,15 +41,17 @@ class CutoutState(AuthState):
 
     @rx.var
     def before_url(self) -> str:
-        return f"/files/{self.job_id}/before.jpg" if self.job_id else ""
+        return routes.file_url(self.job_id, JobFile.before) if self.job_id else ""
 
     @rx.var
     def cutout_url(self) -> str:
-        return f"/files/{self.job_id}/cutout.png" if self.stage == "done" else ""
+        return routes.file_url(self.job_id, JobFile.cutout) if self.stage == "done" else ""
 
     @rx.var
     def download_url(self) -> str:
-        return f"/files/{self.job_id}/cutout.png?download=1" if self.stage == "done" else ""
+        if self.stage != "done":
+            return ""
+        return routes.file_url(self.job_id, JobFile.cutout, download=True)
 
     @rx.var
     def busy(self) -> bool:
@@ -59,7 +62,7 @@ class CutoutState(AuthState):
         self.original_name = view.original_name
         self.download_name = view.download_name
         self.size_label = f"{view.width} × {view.height} px"
-        self.cost_label = format_credits(portal.cutout_cost(view))
+        self.cost_label = format_credits(cutouts.cutout_cost(view))
         if view.status in (JobStatus.done, JobStatus.failed):
             self.stage = view.status.value
         elif view.status == JobStatus.processing:
@@ -70,7 +73,7 @@ class CutoutState(AuthState):
 
     async def _quote(self, account_id: int, view: JobView) -> None:
         quote = await asyncio.to_thread(
-            portal.quote, db=runtime.db(), clock=runtime.clock(), account_id=account_id, job=view
+            cutouts.quote, db=runtime.db(), clock=runtime.clock(), account_id=account_id, job=view
         )
         self.cost_label = format_credits(quote.cost)
         self.balance_label = format_credits(quote.available)
@@ -85,7 +88,7 @@ class CutoutState(AuthState):
         # job it was waiting for from the database instead of losing it.
         since = runtime.clock().now() - RESUME_WINDOW
         view = await asyncio.to_thread(
-            cutouts.recent_job, db=runtime.db(), owner=account_owner(account.id), since=since
+            cutouts.recent_job, db=runtime.db(), account_id=account.id, since=since
         )
         if view is None or view.status == JobStatus.failed:
             return None
@@ -100,13 +103,16 @@ class CutoutState(AuthState):
         """Follow a job this page did not start until it finishes."""
         async with self:
             job_id = self.job_id
+            account = await self.current_account()
+        if account is None or not job_id:
+            return
         # Housekeeping fails a job whose worker died; stop watching well after that could happen.
         deadline = 2 * runtime.settings().reservation_timeout_seconds
         for _ in range(deadline):
             await asyncio.sleep(1)
             try:
                 view = await asyncio.to_thread(
-                    cutouts.get_job, db=runtime.db(), owner=None, job_id=job_id
+                    cutouts.job_for, db=runtime.db(), account_id=account.id, job_id=job_id
                 )
             except JobNotFound:
                 return
@@ -175,11 +181,11 @@ class CutoutState(AuthState):
         try:
             # Decoding a 25 MP photo is CPU work: off the event loop.
             view = await asyncio.to_thread(
-                cutouts.submit_upload,
+                cutouts.submit_photo,
                 db=runtime.db(),
                 settings=settings,
                 clock=runtime.clock(),
-                owner=account_owner(account.id),
+                account_id=account.id,
                 filename=upload.name or "photo",
                 data=data,
             )
@@ -213,7 +219,7 @@ class CutoutState(AuthState):
         try:
             view = await run_in_pool(
                 settings.workers,
-                portal.charge_and_process,
+                cutouts.process_cutout,
                 db=runtime.db(),
                 settings=settings,
                 clock=runtime.clock(),
@@ -230,7 +236,7 @@ class CutoutState(AuthState):
                     f"{format_credits(short.available)}. Nothing was charged."
                 )
             return
-        except (portal.NotAllowed, JobNotFound) as refused:
+        except (NotAllowed, JobNotFound) as refused:
             async with self:
                 self.stage = "failed"
                 self.error = str(refused) or "This photo is no longer available."
@@ -239,7 +245,7 @@ class CutoutState(AuthState):
             log.exception("cutout job %s failed", job_id)
             try:
                 view = await asyncio.to_thread(
-                    cutouts.get_job, db=runtime.db(), owner=None, job_id=job_id
+                    cutouts.job_for, db=runtime.db(), account_id=account.id, job_id=job_id
                 )
             except JobNotFound:
                 return

@@ -7,8 +7,8 @@ import asyncio
 import reflex as rx
 
 from app import runtime
-from app.services import portal
 from app.state.auth import AuthState
+from app.usecases import catalog
 
 
 class PricingState(AuthState):
@@ -17,4 +17,4 @@ class PricingState(AuthState):
     @rx.event
     async def on_load(self) -> None:
         await self.current_account()
-        self.live_tools = await asyncio.to_thread(portal.enabled_flags, db=runtime.db())
+        self.live_tools = await asyncio.to_thread(catalog.enabled_flags, db=runtime.db())

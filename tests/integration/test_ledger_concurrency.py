@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.db import session_scope
+from app.db import writing
 from app.models.ledger import CreditLot, Wallet
-from app.services import ledger
-from app.services.accounts import create_account
+from app.services.billing import ledger
 from app.services.clock import FrozenClock
+from tests.conftest import new_account
 
 THREADS = 50
 
@@ -23,17 +23,15 @@ def test_fifty_threads_reserving_one_credit_against_ten(
     engine_name: str, request: pytest.FixtureRequest, clock: FrozenClock
 ) -> None:
     engine: Engine = request.getfixturevalue(engine_name)
-    with session_scope(engine) as session:
-        account = create_account(
-            session=session, email="race@example.com", password=None, clock=clock
-        )
+    with writing(engine) as session:
+        account = new_account(session, clock, "race@example.com")
     assert account.id is not None
     start = threading.Barrier(THREADS)
 
     def reserve(n: int) -> str:
         start.wait()  # all threads hit the ledger at once
         try:
-            with session_scope(engine) as session:
+            with writing(engine) as session:
                 ledger.reserve_credits(
                     session=session,
                     clock=clock,
@@ -49,7 +47,7 @@ def test_fifty_threads_reserving_one_credit_against_ten(
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         outcomes = list(pool.map(reserve, range(THREADS)))
 
-    with session_scope(engine) as session:
+    with writing(engine) as session:
         lot = session.exec(select(CreditLot).where(CreditLot.account_id == account.id)).one()
         balances = ledger.balance(session=session, clock=clock, account_id=account.id)
         problems = ledger.check_ledger(session=session)

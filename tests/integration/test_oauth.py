@@ -23,15 +23,18 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from app.api.oauth import PENDING_COOKIE, SESSION_COOKIE, oauth_routes
-from app.db import session_scope
+from app.api.oauth import PENDING_COOKIE, oauth_routes
+from app.db import writing
 from app.models.accounts import Account
 from app.models.auth import OAuthIdentity, UserSession
 from app.models.ledger import CreditLot, LotSource
-from app.services import auth
+from app.routes import SESSION_COOKIE, safe_next
+from app.services.billing.pricing import MILLI
 from app.services.clock import FrozenClock
-from app.services.oauth import OAuthConfig, configured_providers, safe_next, seal, unseal
-from app.services.pricing import MILLI
+from app.services.identity import auth
+from app.services.identity.oauth import OAuthConfig, configured_providers, seal, unseal
+from app.settings import Settings
+from app.usecases.accounts import account_id_for_token
 from tests.conftest import free_port
 
 SECRET = "test-session-secret-not-for-production"
@@ -87,7 +90,12 @@ def stack(
         oidc_client_id="cutout-test",
         oidc_client_secret="client-secret",
     )
-    app = Starlette(routes=oauth_routes(config=lambda: config, db=lambda: db, clock=lambda: clock))
+    settings = Settings(trial_credits=10, lot_valid_days=90, session_days=30)
+    app = Starlette(
+        routes=oauth_routes(
+            config=lambda: config, db=lambda: db, clock=lambda: clock, settings=lambda: settings
+        )
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
@@ -143,14 +151,12 @@ def session_cookie(response: httpx.Response) -> SimpleCookie:
 
 
 def account_for(stack: Stack, token: str) -> int | None:
-    with session_scope(stack.db) as session:
-        account = auth.resolve_session(session=session, clock=stack.clock, token=token)
-        return None if account is None else account.id
+    return account_id_for_token(db=stack.db, clock=stack.clock, token=token)
 
 
 def counts(stack: Stack) -> tuple[int, int, int]:
     """(accounts, credit lots, sessions)"""
-    with session_scope(stack.db) as session:
+    with writing(stack.db) as session:
         return (
             len(session.exec(select(Account)).all()),
             len(session.exec(select(CreditLot)).all()),
@@ -173,7 +179,7 @@ def test_first_sign_in_creates_the_account_with_its_trial_and_the_second_reuses_
     assert not cookie["httponly"] and not cookie["secure"]  # http public URL; read by the UI
     account_id = account_for(stack, cookie.value)
     assert account_id is not None
-    with session_scope(stack.db) as session:
+    with writing(stack.db) as session:
         account = session.get(Account, account_id)
         assert account is not None and account.email == "alice@example.com"
         assert account.password_hash is None
@@ -194,9 +200,14 @@ def test_first_sign_in_creates_the_account_with_its_trial_and_the_second_reuses_
 
 
 def test_a_verified_email_signs_into_the_existing_password_account(stack: Stack) -> None:
-    with session_scope(stack.db) as session:
+    with writing(stack.db) as session:
         existing = auth.sign_up(
-            session=session, clock=stack.clock, email="bob@example.com", password="bob's password"
+            session=session,
+            clock=stack.clock,
+            email="bob@example.com",
+            password_hash=auth.check_new_password("bob's password"),
+            trial_credits=10,
+            lot_valid_days=90,
         )
         existing_id = existing.id
     set_user(stack, "bob-at-idp", email="bob@example.com", email_verified=True)
@@ -350,7 +361,7 @@ def test_an_unconfigured_provider_is_not_found(stack: Stack) -> None:
     ],
 )
 def test_safe_next_keeps_only_same_site_paths(raw: str | None, expected: str) -> None:
-    assert safe_next(raw) == expected
+    assert safe_next(raw, "/account") == expected
 
 
 def test_only_configured_providers_are_listed() -> None:

@@ -9,13 +9,17 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.db import session_scope
+from app.db import writing
 from app.models.accounts import Account
 from app.models.auth import OAuthIdentity
 from app.models.ledger import CreditLot, LedgerEntry, LotSource
-from app.services import auth
+from app.services.billing.pricing import MILLI
 from app.services.clock import FrozenClock
-from app.services.pricing import MILLI
+from app.services.identity import auth
+from app.settings import Settings
+from app.usecases import accounts as usecases
+
+SETTINGS = Settings(trial_credits=10, lot_valid_days=90, session_days=30)
 
 RACERS = 20
 
@@ -29,8 +33,14 @@ def race_sign_ups(engine: Engine, clock: FrozenClock) -> list[str]:
         email = "race@example.com" if n % 2 else f"  Race@EXAMPLE.com{' ' * (n % 3)}"
         barrier.wait(timeout=30)
         try:
-            with session_scope(engine) as session:
-                auth.sign_up(session=session, clock=clock, email=email, password="a fine password")
+            usecases.sign_up(
+                db=engine,
+                clock=clock,
+                settings=SETTINGS,
+                email=email,
+                password="a fine password",
+                user_agent="race",
+            )
         except auth.SignUpRefused as refused:
             return str(refused)
         return "ok"
@@ -43,7 +53,7 @@ def assert_one_account_one_trial(engine: Engine, outcomes: list[str]) -> None:
     assert outcomes.count("ok") == 1, outcomes
     refusals = [outcome for outcome in outcomes if outcome != "ok"]
     assert refusals == ["An account with race@example.com already exists."] * (RACERS - 1)
-    with session_scope(engine) as session:
+    with writing(engine) as session:
         accounts = session.exec(select(Account)).all()
         assert [account.email for account in accounts] == ["race@example.com"]
         lots = session.exec(select(CreditLot)).all()
@@ -68,13 +78,15 @@ def race_oauth_first_sign_ins(engine: Engine, clock: FrozenClock) -> set[int]:
 
     def sign_in(_n: int) -> int:
         barrier.wait(timeout=30)
-        with session_scope(engine) as session:
+        with writing(engine) as session:
             account, _created = auth.find_or_create_oauth_account(
                 session=session,
                 clock=clock,
                 provider="https://id.example",
                 subject="s-1",
                 email="race@example.com",
+                trial_credits=10,
+                lot_valid_days=90,
             )
             assert account.id is not None
             return account.id
@@ -89,7 +101,7 @@ def test_parallel_first_oauth_sign_ins_make_one_account(
 ) -> None:
     engine: Engine = request.getfixturevalue(engine_name)
     assert len(race_oauth_first_sign_ins(engine, clock)) == 1
-    with session_scope(engine) as session:
+    with writing(engine) as session:
         assert len(session.exec(select(Account)).all()) == 1
         assert len(session.exec(select(CreditLot)).all()) == 1
         assert len(session.exec(select(OAuthIdentity)).all()) == 1

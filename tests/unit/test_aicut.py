@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.services import aicut, engine
-from app.services.editor import BadParameter
+from app.services.imaging import aicut, engine
+from app.services.imaging.editor import BadParameter
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 WIDTH, HEIGHT = 360, 240

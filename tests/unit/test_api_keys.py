@@ -8,28 +8,29 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.db import session_scope
+from app.db import writing
 from app.models.auth import ApiKey
-from app.services import api_keys, auth
 from app.services.clock import FrozenClock
+from app.services.identity import api_keys
+from tests.conftest import new_account
 
 
 def make_account(db: Engine, clock: FrozenClock, email: str) -> int:
-    with session_scope(db) as session:
-        account = auth.sign_up(session=session, clock=clock, email=email, password="long enough pw")
+    with writing(db) as session:
+        account = new_account(session, clock, email, "long enough pw")
         assert account.id is not None
         return account.id
 
 
 def create(db: Engine, clock: FrozenClock, account_id: int, name: str) -> api_keys.NewApiKey:
-    with session_scope(db) as session:
+    with writing(db) as session:
         return api_keys.create_api_key(
             session=session, clock=clock, account_id=account_id, name=name
         )
 
 
 def authenticate(db: Engine, clock: FrozenClock, raw_key: str) -> int | None:
-    with session_scope(db) as session:
+    with writing(db) as session:
         return api_keys.authenticate_api_key(session=session, clock=clock, raw_key=raw_key).id
 
 
@@ -45,7 +46,7 @@ def test_a_new_key_is_shown_once_and_only_its_hash_is_stored(
     assert new.raw_key.startswith("co_") and len(new.raw_key) > 40
     assert new.view.name == "build server"
     assert new.raw_key.startswith(new.view.prefix) and len(new.view.prefix) == 10
-    with session_scope(db) as session:
+    with writing(db) as session:
         row = session.exec(select(ApiKey)).one()
         stored = " ".join(str(value) for value in row.model_dump().values())
     assert new.raw_key not in stored and new.raw_key[10:] not in stored
@@ -59,7 +60,7 @@ def test_authenticate_finds_the_account_and_records_last_use(
     new = create(db, clock, ada, "script")
     clock.advance(timedelta(hours=3))
     assert authenticate(db, clock, new.raw_key) == ada
-    with session_scope(db) as session:
+    with writing(db) as session:
         [listed] = api_keys.list_api_keys(session=session, account_id=ada)
     assert listed.last_used_at == clock.now()
 
@@ -77,7 +78,7 @@ def test_list_shows_active_keys_newest_first_and_never_the_key(
     first = create(db, clock, ada, "first")
     clock.advance(timedelta(minutes=1))
     second = create(db, clock, ada, "second")
-    with session_scope(db) as session:
+    with writing(db) as session:
         listed = api_keys.list_api_keys(session=session, account_id=ada)
     assert [key.name for key in listed] == ["second", "first"]
     assert [key.id for key in listed] == [second.view.id, first.view.id]
@@ -89,14 +90,14 @@ def test_a_revoked_key_stops_working_and_leaves_the_list(
 ) -> None:
     kept = create(db, clock, ada, "kept")
     gone = create(db, clock, ada, "gone")
-    with session_scope(db) as session:
+    with writing(db) as session:
         api_keys.revoke_api_key(session=session, clock=clock, account_id=ada, key_id=gone.view.id)
         # Revoking twice is harmless (a double click).
         api_keys.revoke_api_key(session=session, clock=clock, account_id=ada, key_id=gone.view.id)
     with pytest.raises(api_keys.InvalidApiKey):
         authenticate(db, clock, gone.raw_key)
     assert authenticate(db, clock, kept.raw_key) == ada
-    with session_scope(db) as session:
+    with writing(db) as session:
         assert [k.name for k in api_keys.list_api_keys(session=session, account_id=ada)] == ["kept"]
 
 
@@ -105,11 +106,11 @@ def test_another_account_can_neither_see_nor_revoke_a_key(
 ) -> None:
     bob = make_account(db, clock, "bob@example.com")
     adas = create(db, clock, ada, "ada's")
-    with session_scope(db) as session:
+    with writing(db) as session:
         assert api_keys.list_api_keys(session=session, account_id=bob) == []
-    with pytest.raises(api_keys.ApiKeyNotFound) as foreign, session_scope(db) as session:
+    with pytest.raises(api_keys.ApiKeyNotFound) as foreign, writing(db) as session:
         api_keys.revoke_api_key(session=session, clock=clock, account_id=bob, key_id=adas.view.id)
-    with pytest.raises(api_keys.ApiKeyNotFound) as missing, session_scope(db) as session:
+    with pytest.raises(api_keys.ApiKeyNotFound) as missing, writing(db) as session:
         api_keys.revoke_api_key(session=session, clock=clock, account_id=bob, key_id=999_999)
     assert str(foreign.value) == str(missing.value)  # another's id looks like a missing one
     assert authenticate(db, clock, adas.raw_key) == ada
@@ -131,7 +132,7 @@ def test_an_account_holds_a_bounded_number_of_keys(
     keys = [create(db, clock, ada, f"key {n}") for n in range(api_keys.MAX_ACTIVE_KEYS)]
     with pytest.raises(api_keys.ApiKeyError, match="revoke one"):
         create(db, clock, ada, "one too many")
-    with session_scope(db) as session:
+    with writing(db) as session:
         api_keys.revoke_api_key(
             session=session, clock=clock, account_id=ada, key_id=keys[0].view.id
         )

@@ -8,47 +8,83 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.db import session_scope
+from app.db import reading, writing
 from app.models.accounts import Account
 from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
 from app.models.jobs import CutoutJob
 from app.models.ledger import CreditLot, LedgerEntry, LotSource
-from app.services import api_keys, auth
+from app.services.billing.pricing import MILLI
 from app.services.clock import FrozenClock
-from app.services.cutouts import job_dir
-from app.services.pricing import MILLI
+from app.services.identity import api_keys, auth
+from app.services.jobs.storage import job_dir
 from app.settings import Settings
+from app.usecases import accounts as usecases
 
 PASSWORD = "correct horse battery"
 
 
+# What sign-up and sign-in read: the trial, the lots' lifetime, the sessions' lifetime.
+SETTINGS = Settings(trial_credits=10, lot_valid_days=90, session_days=30)
+
+
 def make_account(db: Engine, clock: FrozenClock, email: str = "ada@example.com") -> int:
-    with session_scope(db) as session:
-        account = auth.sign_up(session=session, clock=clock, email=email, password=PASSWORD)
-        assert account.id is not None
-        return account.id
+    _token, summary = usecases.sign_up(
+        db=db, clock=clock, settings=SETTINGS, email=email, password=PASSWORD, user_agent="t"
+    )
+    return summary.id
 
 
 def try_sign_in(
     db: Engine, clock: FrozenClock, email: str, password: str, address: str = "203.0.113.7"
-) -> Account:
-    with session_scope(db) as session:
-        return auth.sign_in(
-            session=session, clock=clock, email=email, password=password, address=address
-        )
+) -> usecases.AccountSummary:
+    _token, summary = usecases.sign_in(
+        db=db,
+        clock=clock,
+        settings=SETTINGS,
+        email=email,
+        password=password,
+        address=address,
+        user_agent="t",
+    )
+    return summary
 
 
 def new_session(db: Engine, clock: FrozenClock, account_id: int) -> str:
-    with session_scope(db) as session:
+    with writing(db) as session:
         return auth.create_session(
-            session=session, clock=clock, account_id=account_id, user_agent="Mozilla/5.0 phone"
+            session=session,
+            clock=clock,
+            account_id=account_id,
+            user_agent="Mozilla/5.0 phone",
+            lifetime=timedelta(days=30),
         )
 
 
 def resolve(db: Engine, clock: FrozenClock, token: str) -> int | None:
-    with session_scope(db) as session:
-        account = auth.resolve_session(session=session, clock=clock, token=token)
-        return None if account is None else account.id
+    return usecases.account_id_for_token(db=db, clock=clock, token=token)
+
+
+def change_password(
+    db: Engine, clock: FrozenClock, account_id: int, current: str, new: str, keep: str = ""
+) -> None:
+    usecases.change_password(
+        db=db, clock=clock, account_id=account_id, current=current, new=new, keep_token=keep
+    )
+
+
+def oauth_account(
+    db: Engine, clock: FrozenClock, provider: str, subject: str, email: str
+) -> tuple[Account, bool]:
+    with writing(db) as session:
+        return auth.find_or_create_oauth_account(
+            session=session,
+            clock=clock,
+            provider=provider,
+            subject=subject,
+            email=email,
+            trial_credits=10,
+            lot_valid_days=90,
+        )
 
 
 # Sign-up
@@ -58,7 +94,7 @@ def test_sign_up_normalises_the_email_and_grants_the_trial_once(
     db: Engine, clock: FrozenClock
 ) -> None:
     account_id = make_account(db, clock, email="  Ada@Example.COM ")
-    with session_scope(db) as session:
+    with writing(db) as session:
         account = session.get(Account, account_id)
         assert account is not None and account.email == "ada@example.com"
         assert account.password_hash and PASSWORD not in account.password_hash
@@ -68,9 +104,9 @@ def test_sign_up_normalises_the_email_and_grants_the_trial_once(
 
 def test_sign_up_refuses_a_taken_email_whatever_its_case(db: Engine, clock: FrozenClock) -> None:
     make_account(db, clock)
-    with pytest.raises(auth.SignUpRefused, match="already exists"), session_scope(db) as session:
-        auth.sign_up(session=session, clock=clock, email="ADA@example.com", password=PASSWORD)
-    with session_scope(db) as session:
+    with pytest.raises(auth.SignUpRefused, match="already exists"):
+        make_account(db, clock, email="ADA@example.com")
+    with writing(db) as session:
         assert len(session.exec(select(Account)).all()) == 1
         assert len(session.exec(select(CreditLot)).all()) == 1
 
@@ -85,8 +121,10 @@ def test_sign_up_refuses_a_taken_email_whatever_its_case(db: Engine, clock: Froz
 def test_sign_up_explains_each_refusal(
     db: Engine, clock: FrozenClock, email: str, password: str, message: str
 ) -> None:
-    with pytest.raises(auth.SignUpRefused, match=message) as refused, session_scope(db) as session:
-        auth.sign_up(session=session, clock=clock, email=email, password=password)
+    with pytest.raises((auth.SignUpRefused, auth.PasswordRefused), match=message) as refused:
+        usecases.sign_up(
+            db=db, clock=clock, settings=SETTINGS, email=email, password=password, user_agent="t"
+        )
     assert str(refused.value).endswith(".")  # shown as a sentence under the form
 
 
@@ -159,7 +197,7 @@ def test_failures_from_one_address_are_slowed_down_across_emails(
 def test_attempts_store_neither_emails_nor_addresses(db: Engine, clock: FrozenClock) -> None:
     with pytest.raises(auth.WrongCredentials):
         try_sign_in(db, clock, "ada@example.com", "guess", address="203.0.113.7")
-    with session_scope(db) as session:
+    with writing(db) as session:
         keys = [row.key for row in session.exec(select(SignInAttempt)).all()]
         assert len(keys) == 2
         assert not any("ada" in key or "203.0" in key for key in keys)
@@ -179,8 +217,10 @@ def test_a_session_token_resolves_to_its_account_and_is_stored_hashed(
     assert resolve(db, clock, token) == account_id
     assert resolve(db, clock, token + "x") is None
     assert resolve(db, clock, "") is None
-    with session_scope(db) as session:
-        row = session.exec(select(UserSession)).one()
+    with writing(db) as session:
+        row = session.exec(
+            select(UserSession).where(UserSession.token_hash == auth.token_hash(token))
+        ).one()
         assert row.token_hash == auth.token_hash(token) and token not in row.token_hash
         assert row.user_agent == "Mozilla/5.0 phone"
 
@@ -198,12 +238,13 @@ def test_last_seen_is_written_sparsely(db: Engine, clock: FrozenClock) -> None:
     start = clock.now()
     clock.advance(timedelta(minutes=1))
     resolve(db, clock, token)
-    with session_scope(db) as session:
-        assert session.exec(select(UserSession)).one().last_seen_at == start
+    mine = select(UserSession).where(UserSession.token_hash == auth.token_hash(token))
+    with reading(db) as session:
+        assert session.exec(mine).one().last_seen_at == start
     clock.advance(auth.LAST_SEEN_RESOLUTION)
     resolve(db, clock, token)
-    with session_scope(db) as session:
-        assert session.exec(select(UserSession)).one().last_seen_at == clock.now()
+    with reading(db) as session:
+        assert session.exec(mine).one().last_seen_at == clock.now()
 
 
 def test_sign_out_ends_one_session_and_sign_out_everywhere_ends_all(
@@ -213,12 +254,12 @@ def test_sign_out_ends_one_session_and_sign_out_everywhere_ends_all(
     bob = make_account(db, clock, email="bob@example.com")
     phone, laptop, tablet = (new_session(db, clock, ada) for _ in range(3))
     bobs = new_session(db, clock, bob)
-    with session_scope(db) as session:
+    with writing(db) as session:
         auth.sign_out(session=session, clock=clock, token=phone)
     assert resolve(db, clock, phone) is None
     assert resolve(db, clock, laptop) == ada
-    with session_scope(db) as session:
-        assert auth.sign_out_everywhere(session=session, clock=clock, account_id=ada) == 2
+    with writing(db) as session:  # the three above, and the one sign-up opened
+        assert auth.sign_out_everywhere(session=session, clock=clock, account_id=ada) == 3
     assert resolve(db, clock, laptop) is None and resolve(db, clock, tablet) is None
     assert resolve(db, clock, bobs) == bob
 
@@ -231,28 +272,12 @@ def test_change_password_checks_the_current_one_and_signs_out_other_browsers(
 ) -> None:
     account_id = make_account(db, clock)
     here, elsewhere = new_session(db, clock, account_id), new_session(db, clock, account_id)
-    with pytest.raises(auth.WrongPassword), session_scope(db) as session:
-        auth.change_password(
-            session=session,
-            clock=clock,
-            account_id=account_id,
-            current="not it",
-            new="a brand new secret",
-        )
-    with pytest.raises(auth.PasswordRefused, match="at least 8"), session_scope(db) as session:
-        auth.change_password(
-            session=session, clock=clock, account_id=account_id, current=PASSWORD, new="short"
-        )
+    with pytest.raises(auth.WrongPassword):
+        change_password(db, clock, account_id, "not it", "a brand new secret")
+    with pytest.raises(auth.PasswordRefused, match="at least 8"):
+        change_password(db, clock, account_id, PASSWORD, "short")
     assert resolve(db, clock, elsewhere) == account_id  # refusals changed nothing
-    with session_scope(db) as session:
-        auth.change_password(
-            session=session,
-            clock=clock,
-            account_id=account_id,
-            current=PASSWORD,
-            new="a brand new secret",
-            keep_token=here,
-        )
+    change_password(db, clock, account_id, PASSWORD, "a brand new secret", keep=here)
     assert resolve(db, clock, here) == account_id
     assert resolve(db, clock, elsewhere) is None
     assert try_sign_in(db, clock, "ada@example.com", "a brand new secret").id == account_id
@@ -261,26 +286,12 @@ def test_change_password_checks_the_current_one_and_signs_out_other_browsers(
 
 
 def test_an_oauth_only_account_can_set_a_first_password(db: Engine, clock: FrozenClock) -> None:
-    with session_scope(db) as session:
-        account, created = auth.find_or_create_oauth_account(
-            session=session,
-            clock=clock,
-            provider="https://id.example",
-            subject="42",
-            email="Eve@Example.com",
-        )
-        assert created and account.password_hash is None and account.id is not None
-        account_id = account.id
+    account, created = oauth_account(db, clock, "https://id.example", "42", "Eve@Example.com")
+    assert created and account.password_hash is None and account.id is not None
+    account_id = account.id
     with pytest.raises(auth.WrongCredentials):
         try_sign_in(db, clock, "eve@example.com", "")
-    with session_scope(db) as session:
-        auth.change_password(
-            session=session,
-            clock=clock,
-            account_id=account_id,
-            current="",
-            new="now with a password",
-        )
+    change_password(db, clock, account_id, "", "now with a password")
     assert try_sign_in(db, clock, "eve@example.com", "now with a password").id == account_id
 
 
@@ -291,25 +302,12 @@ def test_oauth_login_links_to_the_account_with_that_email_then_reuses_the_identi
     db: Engine, clock: FrozenClock
 ) -> None:
     account_id = make_account(db, clock)
-    with session_scope(db) as session:
-        linked, created = auth.find_or_create_oauth_account(
-            session=session,
-            clock=clock,
-            provider="https://id.example",
-            subject="sub-1",
-            email="ADA@example.com",
-        )
-        assert (linked.id, created) == (account_id, False)
-    with session_scope(db) as session:
-        # The subject is what counts now, even if the provider reports another email later.
-        again, created = auth.find_or_create_oauth_account(
-            session=session,
-            clock=clock,
-            provider="https://id.example",
-            subject="sub-1",
-            email="ada.new@example.com",
-        )
-        assert (again.id, created) == (account_id, False)
+    linked, created = oauth_account(db, clock, "https://id.example", "sub-1", "ADA@example.com")
+    assert (linked.id, created) == (account_id, False)
+    # The subject is what counts now, even if the provider reports another email later.
+    again, created = oauth_account(db, clock, "https://id.example", "sub-1", "ada.new@example.com")
+    assert (again.id, created) == (account_id, False)
+    with reading(db) as session:
         assert len(session.exec(select(OAuthIdentity)).all()) == 1
         assert len(session.exec(select(CreditLot)).all()) == 1
 
@@ -321,7 +319,7 @@ def add_job(db: Engine, settings: Settings, clock: FrozenClock, owner: str, job_
     folder = job_dir(settings, job_id)
     folder.mkdir(parents=True)
     (folder / "cutout.png").write_bytes(b"png")
-    with session_scope(db) as session:
+    with writing(db) as session:
         session.add(
             CutoutJob(
                 id=job_id,
@@ -343,21 +341,26 @@ def test_delete_account_removes_personal_data_and_keeps_the_ledger(
     token = new_session(db, clock, account_id)
     add_job(db, settings, clock, auth.account_owner(account_id), "job-ada")
     add_job(db, settings, clock, auth.account_owner(other_id), "job-bob")
-    with session_scope(db) as session:
+    with writing(db) as session:
         key = api_keys.create_api_key(
             session=session, clock=clock, account_id=account_id, name="script"
         )
         auth.find_or_create_oauth_account(
-            session=session, clock=clock, provider="github", subject="7", email="ada@example.com"
+            session=session,
+            clock=clock,
+            provider="github",
+            subject="7",
+            email="ada@example.com",
+            trial_credits=10,
+            lot_valid_days=90,
         )
         entries_before = len(session.exec(select(LedgerEntry)).all())
     with pytest.raises(auth.WrongCredentials):
         try_sign_in(db, clock, "ada@example.com", "typo")
 
-    with session_scope(db) as session:
-        auth.delete_account(session=session, clock=clock, settings=settings, account_id=account_id)
+    usecases.delete_account(db=db, clock=clock, settings=settings, account_id=account_id)
 
-    with session_scope(db) as session:
+    with reading(db) as session:
         account = session.get(Account, account_id)
         assert account is not None
         assert account.email == auth.anonymous_email(account_id)
@@ -371,15 +374,15 @@ def test_delete_account_removes_personal_data_and_keeps_the_ledger(
     assert not job_dir(settings, "job-ada").exists()
     assert (job_dir(settings, "job-bob") / "cutout.png").exists()
     assert resolve(db, clock, token) is None
-    with pytest.raises(api_keys.InvalidApiKey), session_scope(db) as session:
+    with pytest.raises(api_keys.InvalidApiKey), writing(db) as session:
         api_keys.authenticate_api_key(session=session, clock=clock, raw_key=key.raw_key)
     clock.advance(timedelta(hours=2))
     with pytest.raises(auth.WrongCredentials):
         try_sign_in(db, clock, "ada@example.com", PASSWORD)
     # The address is free again: a new account (with a new trial) can use it.
     assert make_account(db, clock) != account_id
-    with pytest.raises(auth.AccountGone), session_scope(db) as session:
-        auth.delete_account(session=session, clock=clock, settings=settings, account_id=account_id)
+    with pytest.raises(auth.AccountGone):
+        usecases.delete_account(db=db, clock=clock, settings=settings, account_id=account_id)
 
 
 def test_account_owner_names_the_account() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.services.editor import BadParameter, EditSpec, export, parse_color, render
+from app.services.imaging.editor import BadParameter, EditSpec, export, parse_color, render
 
 WIDTH, HEIGHT = 240, 160
 

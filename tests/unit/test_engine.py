@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.services import engine
-from app.services.images import Limits, load_image
-from app.services.model_files import ModelMissing
+from app.services.imaging import engine
+from app.services.imaging.images import Limits, load_image
+from app.services.imaging.model_files import ModelMissing
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 LIMITS = Limits(max_bytes=50_000_000, max_pixels=25_000_000)

@@ -7,12 +7,10 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import Engine
 
-from app.db import session_scope
+from app.db import writing
 from app.models.accounts import Account, Plan
 from app.models.ledger import Wallet
-from app.services.accounts import create_account
-from app.services.clock import FrozenClock
-from app.services.entitlements import (
+from app.services.billing.entitlements import (
     EVERY_PLAN_FEATURES,
     PlanCatalog,
     UnknownFlag,
@@ -20,12 +18,14 @@ from app.services.entitlements import (
     list_flags,
     set_flag,
 )
-from app.services.pricing import STANDARD_ONLY_FEATURES, Feature
+from app.services.billing.pricing import STANDARD_ONLY_FEATURES, Feature
+from app.services.clock import FrozenClock
+from tests.conftest import new_account
 
 
 def make_account(db: Engine, clock: FrozenClock, plan: Plan, email: str) -> Account:
-    with session_scope(db) as session:
-        account = create_account(session=session, email=email, password=None, clock=clock)
+    with writing(db) as session:
+        account = new_account(session, clock, email)
         account.plan = plan
         session.add(account)
     return account
@@ -37,7 +37,7 @@ def test_every_plan_may_use_the_core_features(
     db: Engine, clock: FrozenClock, plan: Plan, feature: Feature
 ) -> None:
     account = make_account(db, clock, plan, f"{plan}-{feature}@example.com")
-    with session_scope(db) as session:
+    with writing(db) as session:
         answer = entitlement(session=session, account=account, feature=feature)
     assert answer.allowed, answer.reason
     assert answer.wallet == (Wallet.api if feature == Feature.api else Wallet.web)
@@ -45,7 +45,7 @@ def test_every_plan_may_use_the_core_features(
 
 def test_the_api_channel_charges_the_api_wallet(db: Engine, clock: FrozenClock) -> None:
     account = make_account(db, clock, Plan.basic, "api@example.com")
-    with session_scope(db) as session:
+    with writing(db) as session:
         answer = entitlement(session=session, account=account, feature=Feature.hair, via=Wallet.api)
     assert (answer.allowed, answer.wallet) == (True, Wallet.api)
 
@@ -55,7 +55,7 @@ def test_upcoming_tools_are_coming_soon_even_for_standard(
     db: Engine, clock: FrozenClock, feature: Feature
 ) -> None:
     account = make_account(db, clock, Plan.standard, "std@example.com")
-    with session_scope(db) as session:
+    with writing(db) as session:
         answer = entitlement(session=session, account=account, feature=feature)
     assert not answer.allowed
     assert answer.coming_soon
@@ -67,9 +67,9 @@ def test_a_flag_turned_on_opens_the_tool_to_standard_only(
     db: Engine, clock: FrozenClock, feature: Feature
 ) -> None:
     accounts = {plan: make_account(db, clock, plan, f"{plan}@example.com") for plan in Plan}
-    with session_scope(db) as session:
+    with writing(db) as session:
         set_flag(session=session, clock=clock, name=feature.value, enabled=True)
-    with session_scope(db) as session:
+    with writing(db) as session:
         answers = {
             plan: entitlement(session=session, account=account, feature=feature)
             for plan, account in accounts.items()
@@ -85,11 +85,11 @@ def test_a_flag_turned_on_opens_the_tool_to_standard_only(
 
 def test_turning_a_flag_off_again_closes_the_tool(db: Engine, clock: FrozenClock) -> None:
     account = make_account(db, clock, Plan.standard, "std@example.com")
-    with session_scope(db) as session:
+    with writing(db) as session:
         set_flag(session=session, clock=clock, name="object_removal", enabled=True)
-    with session_scope(db) as session:
+    with writing(db) as session:
         set_flag(session=session, clock=clock, name="object_removal", enabled=False)
-    with session_scope(db) as session:
+    with writing(db) as session:
         answer = entitlement(session=session, account=account, feature=Feature.object_removal)
         flags = {flag.name: flag.enabled for flag in list_flags(session=session)}
     assert answer.coming_soon
@@ -99,16 +99,16 @@ def test_turning_a_flag_off_again_closes_the_tool(db: Engine, clock: FrozenClock
 def test_a_deleted_account_may_use_nothing(db: Engine, clock: FrozenClock) -> None:
     account = make_account(db, clock, Plan.standard, "gone@example.com")
     account.deleted_at = clock.now()
-    with session_scope(db) as session:
+    with writing(db) as session:
         answer = entitlement(session=session, account=account, feature=Feature.background_removal)
     assert not answer.allowed
     assert answer.wallet is None
 
 
 def test_unknown_flags_are_refused_and_not_stored(db: Engine, clock: FrozenClock) -> None:
-    with pytest.raises(UnknownFlag, match="known flags: ai_background"), session_scope(db) as s:
+    with pytest.raises(UnknownFlag, match="known flags: ai_background"), writing(db) as s:
         set_flag(session=s, clock=clock, name="free_money", enabled=True)
-    with session_scope(db) as session:
+    with writing(db) as session:
         names = [flag.name for flag in list_flags(session=session)]
     assert "free_money" not in names
 

@@ -7,10 +7,10 @@ import io
 import pytest
 from PIL import Image
 
-from app.services.editor import EditSpec
-from app.services.estimates import ENGINE_FEATURES, estimate
-from app.services.images import ImageRejected, Limits
-from app.services.pricing import Feature, cost_of
+from app.services.billing.pricing import Feature, cost_of
+from app.services.imaging.editor import EditSpec
+from app.services.imaging.estimates import ENGINE_FEATURES, estimate
+from app.services.imaging.images import ImageRejected, Limits
 
 LIMITS = Limits(max_bytes=5_000_000, max_pixels=25_000_000)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.services.images import ImageRejected, Limits, load_image
+from app.services.imaging.images import ImageRejected, Limits, load_image
 
 LIMITS = Limits(max_bytes=22 * 1024 * 1024, max_pixels=25_000_000)
 

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from app.db import session_scope
+from app.db import writing
 from app.models.ledger import (
     CreditLot,
     EntryKind,
@@ -37,16 +37,16 @@ from app.models.ledger import (
     ReservationStatus,
     Wallet,
 )
-from app.services import ledger
-from app.services.accounts import (
+from app.services.billing import ledger
+from app.services.clock import FrozenClock
+from app.services.identity.accounts import (
     EmailTaken,
     InvalidEmail,
     WeakPassword,
-    create_account,
     grant_trial,
     verify_password,
 )
-from app.services.clock import FrozenClock
+from tests.conftest import new_account
 
 SCOPES = {Wallet.web: {LotScope.web, LotScope.both}, Wallet.api: {LotScope.api, LotScope.both}}
 TIMEOUT = timedelta(seconds=ledger.DEFAULT_RESERVATION_TIMEOUT_SECONDS)
@@ -153,20 +153,15 @@ class LedgerMachine(RuleBasedStateMachine):
         return f"{prefix}-{self.counter}"
 
     def call(self, operation: Callable[..., Any], **kwargs: Any) -> Any:
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             return operation(
                 session=session, clock=self.clock, account_id=self.account_id, **kwargs
             )
 
     @initialize()
     def open_account(self) -> None:
-        with session_scope(self.engine) as session:
-            account = create_account(
-                session=session,
-                email=f"model-{next(ACCOUNT_NUMBERS)}@example.com",
-                password=None,
-                clock=self.clock,
-            )
+        with writing(self.engine) as session:
+            account = new_account(session, self.clock, f"model-{next(ACCOUNT_NUMBERS)}@example.com")
             trial = session.exec(select(CreditLot).where(CreditLot.account_id == account.id)).one()
         assert account.id is not None and trial.id is not None
         self.account_id = account.id
@@ -304,13 +299,13 @@ class LedgerMachine(RuleBasedStateMachine):
                 again()
 
     def expire(self) -> None:
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             ledger.expire_lots(session=session, clock=self.clock, account_id=self.account_id)
         self.model.expire(self.clock.now())
 
     def sweep(self) -> None:
         now = self.clock.now()
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             swept = ledger.sweep_timed_out_reservations(session=session, clock=self.clock)
             mine = {r.key for r in swept if r.account_id == self.account_id}
         due = {
@@ -356,7 +351,7 @@ class LedgerMachine(RuleBasedStateMachine):
     # --- checks after every step ---
 
     def snapshot(self) -> tuple[Any, ...]:
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             lots = session.exec(
                 select(CreditLot.id, CreditLot.remaining, CreditLot.reserved).where(
                     CreditLot.account_id == self.account_id
@@ -368,7 +363,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return tuple(sorted(lots)), entries
 
     def assert_holds_match(self, key: str, reservation_id: int) -> None:
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             holds = session.exec(
                 select(LedgerEntry.lot_id, LedgerEntry.amount)
                 .where(
@@ -384,7 +379,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def lots_match_the_model_and_their_entries(self) -> None:
         if not hasattr(self, "account_id"):
             return
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             lots = session.exec(
                 select(CreditLot).where(CreditLot.account_id == self.account_id)
             ).all()
@@ -409,7 +404,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if not hasattr(self, "account_id"):
             return
         now = self.clock.now()
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             balances = ledger.balance(session=session, clock=self.clock, account_id=self.account_id)
         for wallet in Wallet:
             assert balances[wallet].available == self.model.available(wallet, now)
@@ -427,7 +422,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def reservations_resolve_exactly_and_the_ledger_check_passes(self) -> None:
         if not hasattr(self, "account_id"):
             return
-        with session_scope(self.engine) as session:
+        with writing(self.engine) as session:
             rows = session.exec(
                 select(Reservation).where(Reservation.account_id == self.account_id)
             ).all()
@@ -460,8 +455,8 @@ def test_ledger_matches_reference_model(engine_name: str, request: pytest.Fixtur
 
 @pytest.fixture
 def account_id(db: Engine, clock: FrozenClock) -> int:
-    with session_scope(db) as session:
-        account = create_account(session=session, email="a@example.com", password=None, clock=clock)
+    with writing(db) as session:
+        account = new_account(session, clock, "a@example.com")
     assert account.id is not None
     return account.id
 
@@ -469,7 +464,7 @@ def account_id(db: Engine, clock: FrozenClock) -> int:
 def test_a_lot_that_expires_while_reserved_still_honours_the_reservation(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
-    with session_scope(db) as session:
+    with writing(db) as session:
         ledger.reserve_credits(
             session=session,
             clock=clock,
@@ -479,7 +474,7 @@ def test_a_lot_that_expires_while_reserved_still_honours_the_reservation(
             key="job-1",
         )
     clock.advance(timedelta(days=90) - timedelta(seconds=1))
-    with session_scope(db) as session:
+    with writing(db) as session:
         ledger.reserve_credits(
             session=session,
             clock=clock,
@@ -489,7 +484,7 @@ def test_a_lot_that_expires_while_reserved_still_honours_the_reservation(
             key="job-2",
         )
     clock.advance(timedelta(seconds=2))  # the trial lot is now past its 90 days
-    with session_scope(db) as session:
+    with writing(db) as session:
         expired = ledger.expire_lots(session=session, clock=clock)
         ledger.capture_reservation(
             session=session, clock=clock, account_id=account_id, key="job-2", amount=600
@@ -507,7 +502,7 @@ def test_a_lot_that_expires_while_reserved_still_honours_the_reservation(
 def test_capture_after_the_deadline_is_refused_and_the_sweeper_releases(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
-    with session_scope(db) as session:
+    with writing(db) as session:
         ledger.reserve_credits(
             session=session,
             clock=clock,
@@ -517,11 +512,11 @@ def test_capture_after_the_deadline_is_refused_and_the_sweeper_releases(
             key="slow",
         )
     clock.advance(TIMEOUT)
-    with pytest.raises(ledger.ReservationTimedOut), session_scope(db) as session:
+    with pytest.raises(ledger.ReservationTimedOut), writing(db) as session:
         ledger.capture_reservation(
             session=session, clock=clock, account_id=account_id, key="slow", amount=2_000
         )
-    with session_scope(db) as session:
+    with writing(db) as session:
         swept = ledger.sweep_timed_out_reservations(session=session, clock=clock)
         again = ledger.sweep_timed_out_reservations(session=session, clock=clock)
         available = ledger.balance(session=session, clock=clock, account_id=account_id)
@@ -533,7 +528,7 @@ def test_capture_after_the_deadline_is_refused_and_the_sweeper_releases(
 def test_insufficient_credits_says_what_is_available_and_needed(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
-    with pytest.raises(ledger.InsufficientCredits) as refused, session_scope(db) as session:
+    with pytest.raises(ledger.InsufficientCredits) as refused, writing(db) as session:
         ledger.reserve_credits(
             session=session,
             clock=clock,
@@ -550,9 +545,9 @@ def test_reusing_a_key_for_a_different_reservation_is_refused(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
     kwargs = {"clock": clock, "account_id": account_id, "wallet": Wallet.web, "key": "k"}
-    with session_scope(db) as session:
+    with writing(db) as session:
         ledger.reserve_credits(session=session, amount=1_000, **kwargs)
-    with pytest.raises(ledger.IdempotencyConflict), session_scope(db) as session:
+    with pytest.raises(ledger.IdempotencyConflict), writing(db) as session:
         ledger.reserve_credits(session=session, amount=2_000, **kwargs)
 
 
@@ -560,37 +555,37 @@ def test_capturing_more_than_reserved_is_refused(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
     kwargs = {"clock": clock, "account_id": account_id, "key": "k"}
-    with session_scope(db) as session:
+    with writing(db) as session:
         ledger.reserve_credits(session=session, wallet=Wallet.web, amount=1_000, **kwargs)
-    with pytest.raises(ledger.InvalidAmount), session_scope(db) as session:
+    with pytest.raises(ledger.InvalidAmount), writing(db) as session:
         ledger.capture_reservation(session=session, amount=1_001, **kwargs)
 
 
 def test_the_database_refuses_a_negative_remaining(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
-    with pytest.raises(IntegrityError), session_scope(db) as session:
+    with pytest.raises(IntegrityError), writing(db) as session:
         session.execute(sa.text("UPDATE credit_lot SET remaining = -1"))
 
 
 def test_entries_cannot_be_edited_or_deleted(db: Engine, account_id: int) -> None:
     for statement in ("UPDATE ledger_entry SET amount = 1", "DELETE FROM ledger_entry"):
-        with pytest.raises(sa.exc.DatabaseError, match="append-only"), session_scope(db) as s:
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), writing(db) as s:
             s.execute(sa.text(statement))
 
 
 def test_the_ledger_check_finds_a_tampered_cache(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
-    with session_scope(db) as session:
+    with writing(db) as session:
         session.execute(sa.text("UPDATE credit_lot SET remaining = remaining - 1"))
-    with session_scope(db) as session:
+    with writing(db) as session:
         problems = ledger.check_ledger(session=session)
     assert [(p.field, p.stored, p.recomputed) for p in problems] == [("remaining", 9_999, 10_000)]
 
 
 def test_history_pages_newest_first(db: Engine, clock: FrozenClock, account_id: int) -> None:
-    with session_scope(db) as session:
+    with writing(db) as session:
         for n in range(3):
             ledger.reserve_credits(
                 session=session,
@@ -613,8 +608,10 @@ def test_history_pages_newest_first(db: Engine, clock: FrozenClock, account_id: 
 def test_a_new_account_gets_its_trial_lot_exactly_once(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
-    with session_scope(db) as session:
-        again = grant_trial(session=session, clock=clock, account_id=account_id, credits=10)
+    with writing(db) as session:
+        again = grant_trial(
+            session=session, clock=clock, account_id=account_id, credits=10, valid_days=90
+        )
         lots = session.exec(select(CreditLot).where(CreditLot.account_id == account_id)).all()
     assert len(lots) == 1 and lots[0].id == again.id
     assert (lots[0].source, lots[0].scope, lots[0].amount) == (
@@ -626,33 +623,31 @@ def test_a_new_account_gets_its_trial_lot_exactly_once(
 
 
 def test_emails_are_normalised_and_unique(db: Engine, clock: FrozenClock, account_id: int) -> None:
-    with pytest.raises(EmailTaken, match="a@example.com"), session_scope(db) as session:
-        create_account(session=session, email="  A@Example.COM ", password=None, clock=clock)
+    with pytest.raises(EmailTaken, match="a@example.com"), writing(db) as session:
+        new_account(session, clock, "  A@Example.COM ")
 
 
 @pytest.mark.parametrize("email", ["", "no-at-sign", "two@@example.com", "a b@example.com", "x@y"])
 def test_malformed_emails_are_refused(db: Engine, clock: FrozenClock, email: str) -> None:
-    with pytest.raises(InvalidEmail), session_scope(db) as session:
-        create_account(session=session, email=email, password=None, clock=clock)
+    with pytest.raises(InvalidEmail), writing(db) as session:
+        new_account(session, clock, email)
 
 
 def test_passwords_are_hashed_with_argon2id(db: Engine, clock: FrozenClock) -> None:
-    with session_scope(db) as session:
-        account = create_account(
-            session=session, email="p@example.com", password="correct horse", clock=clock
-        )
+    with writing(db) as session:
+        account = new_account(session, clock, "p@example.com", "correct horse")
     assert account.password_hash is not None
     assert account.password_hash.startswith("$argon2id$")
     assert verify_password(account.password_hash, "correct horse")
     assert not verify_password(account.password_hash, "wrong horse")
-    with pytest.raises(WeakPassword), session_scope(db) as session:
-        create_account(session=session, email="q@example.com", password="short", clock=clock)
+    with pytest.raises(WeakPassword), writing(db) as session:
+        new_account(session, clock, "q@example.com", "short")
 
 
 def test_credits_handed_back_to_a_voided_lot_are_voided_too(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:
-    with session_scope(db) as session:
+    with writing(db) as session:
         ledger.reserve_credits(
             session=session,
             clock=clock,
@@ -663,7 +658,7 @@ def test_credits_handed_back_to_a_voided_lot_are_voided_too(
         )
         lot = session.exec(select(CreditLot).where(CreditLot.account_id == account_id)).one()
         ledger.void_lot(session=session, clock=clock, account_id=account_id, lot_id=lot.id, key="v")
-    with session_scope(db) as session:
+    with writing(db) as session:
         ledger.capture_reservation(
             session=session, clock=clock, account_id=account_id, key="held", amount=1_000
         )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from app.services import engine, matting
+from app.services.imaging import engine, matting
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.services.pricing import (
+from app.services.billing.pricing import (
     MEGAPIXEL,
     PRICE_TABLE,
     STANDARD_ONLY_FEATURES,

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from authlib.common.errors import AuthlibBaseError
@@ -24,10 +23,10 @@ from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from joserfc.errors import JoseError
 from sqlmodel import Session
 
-from app.services import accounts, auth
+from app.routes import ACCOUNT, oauth_callback_path, safe_next
 from app.services.clock import Clock
+from app.services.identity import accounts, auth
 
-DEFAULT_NEXT = "/account"
 GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 GITHUB_AUTHORIZE_URL = "https://github.com/login/oauth/authorize"
 GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token"
@@ -61,14 +60,14 @@ class OAuthConfig:
     oidc_client_id: str = ""
     oidc_client_secret: str = field(default="", repr=False)
     state_max_age: timedelta = timedelta(minutes=10)
-    session_lifetime: timedelta = auth.SESSION_LIFETIME
+    session_lifetime: timedelta = timedelta(days=30)
 
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.lower().startswith("https://")
 
     def redirect_uri(self, key: str) -> str:
-        return f"{self.public_url.rstrip('/')}/auth/{key}/callback"
+        return self.public_url.rstrip("/") + oauth_callback_path(key)
 
     def providers(self) -> dict[str, Provider]:
         found: list[Provider] = []
@@ -188,18 +187,6 @@ class OAuthSignIn:
     next_path: str
 
 
-def safe_next(raw: str | None) -> str:
-    """A same-site path to return to; other hosts, schemes or //x give the default."""
-    if not raw or not raw.startswith("/") or raw.startswith(("//", "/\\")):
-        return DEFAULT_NEXT
-    if any(ord(ch) < 0x20 or ch == "\\" for ch in raw):
-        return DEFAULT_NEXT
-    parts = urlsplit(raw)
-    if parts.scheme or parts.netloc or raw.startswith("/auth/"):
-        return DEFAULT_NEXT
-    return raw
-
-
 def seal(pending: PendingSignIn, secret: str) -> str:
     """Sign (not encrypt) the pending sign-in: the browser may read it but not change it."""
     payload = _b64(json.dumps(asdict(pending), separators=(",", ":")).encode())
@@ -236,7 +223,7 @@ async def start_sign_in(
         state=request["state"],
         nonce=request.get("nonce"),
         code_verifier=request["code_verifier"],
-        next_path=safe_next(next_path),
+        next_path=safe_next(next_path, ACCOUNT),
         issued_at=clock.now().timestamp(),
     )
     return request["url"], seal(pending, config.session_secret)
@@ -294,7 +281,9 @@ def open_session_for(
     clock: Clock,
     login: VerifiedLogin,
     user_agent: str | None,
-    lifetime: timedelta = auth.SESSION_LIFETIME,
+    lifetime: timedelta,
+    trial_credits: int,
+    lot_valid_days: int,
 ) -> OAuthSignIn:
     """Sign the verified login into its account (creating it with its trial when new)."""
     try:
@@ -304,6 +293,8 @@ def open_session_for(
             provider=login.provider_id,
             subject=login.subject,
             email=login.email,
+            trial_credits=trial_credits,
+            lot_valid_days=lot_valid_days,
         )
     except accounts.AccountError as refused:
         # e.g. a provider's address Cutout cannot accept; the person can still sign up by email.

@@ -11,13 +11,12 @@ from types import MappingProxyType
 
 from PIL import Image, UnidentifiedImageError
 
-from app.services.editor import EditSpec, canvas_size
-from app.services.images import ACCEPTED_FORMATS, ACCEPTED_LABEL, ImageRejected, Limits
-from app.services.images import check_header as check_canvas
-from app.services.pricing import PRICE_TABLE, Feature, PriceTable, cost_of
+from app.services.billing.pricing import PRICE_TABLE, Feature, PriceTable, cost_of
+from app.services.imaging.editor import EditSpec, canvas_size
+from app.services.imaging.images import ACCEPTED_FORMATS, ACCEPTED_LABEL, ImageRejected, Limits
+from app.services.imaging.images import check_header as check_canvas
+from app.services.imaging.pipeline import ENGINE_FEATURES
 
-# The engine's own features, each priced on its own (a surcharge includes the removal itself).
-ENGINE_FEATURES: tuple[Feature, ...] = (Feature.background_removal, Feature.ai_cut, Feature.hair)
 # EXIF orientations that turn the picture a quarter: the upright image swaps width and height.
 _QUARTER_TURNS = {5, 6, 7, 8}
 _ORIENTATION_TAG = 0x0112

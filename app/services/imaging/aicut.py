@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from app.services.editor import BadParameter
-from app.services.engine import as_pixels
+from app.services.imaging.editor import BadParameter
+from app.services.imaging.engine import as_pixels
 
 # GrabCut's cost grows with pixels and iterations; at this long side a refinement takes well
 # under a second on one core, and the result is scaled back to full size.

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from app.services.engine import as_pixels, png_bytes
+from app.services.imaging.engine import as_pixels, png_bytes
 
 BACKGROUNDS = ("transparent", "color", "image", "blur")
 CANVASES = ("original", "1:1", "4:5", "16:9", "custom")
@@ -113,6 +113,10 @@ class EditSpec:
             raise BadParameter("quality", f"{self.quality} is not in 1-100")
 
 
+# (left, top, width, height) of the subject in the output's pixels, as remove.bg reports it.
+Box = tuple[int, int, int, int]
+
+
 @dataclass(frozen=True)
 class Exported:
     data: bytes
@@ -120,14 +124,23 @@ class Exported:
     height: int
     media_type: str
     extension: str
+    subject: Box = (0, 0, 0, 0)
+
+
+def subject_bounds(alpha: np.ndarray) -> Box:
+    """The subject's (left, top, width, height); all zero when there is no subject."""
+    points = cv2.findNonZero((alpha >= SUBJECT_ALPHA).astype(np.uint8))
+    if points is None:
+        return 0, 0, 0, 0
+    x, y, w, h = cv2.boundingRect(points)
+    return int(x), int(y), int(w), int(h)
 
 
 def subject_box(alpha: np.ndarray) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) around the subject; the whole image when there is none."""
-    points = cv2.findNonZero((alpha >= SUBJECT_ALPHA).astype(np.uint8))
-    if points is None:
+    x, y, w, h = subject_bounds(alpha)
+    if not w:
         return 0, 0, alpha.shape[1], alpha.shape[0]
-    x, y, w, h = cv2.boundingRect(points)
     return x, y, x + w, y + h
 
 
@@ -249,6 +262,15 @@ def render(
     background_image: Image.Image | None = None,
 ) -> Image.Image:
     """The edited result as an image: RGBA, or L for mask only. Nothing is encoded here."""
+    return _render(image, alpha, spec, background_image)[0]
+
+
+def _render(
+    image: Image.Image | np.ndarray,
+    alpha: np.ndarray,
+    spec: EditSpec,
+    background_image: Image.Image | None,
+) -> tuple[Image.Image, Box]:
     pixels = as_pixels(image)
     rgb = pixels if pixels.ndim == 3 else cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
     rgb = rgb[..., :3]
@@ -275,8 +297,9 @@ def render(
     left = round(centre_x * width - placed_w / 2)
     top = round(centre_y * height - placed_h / 2)
     alpha_on_canvas = _paste((height, width), subject_alpha, left, top)
+    subject = subject_bounds(alpha_on_canvas)
     if spec.mask_only:
-        return Image.fromarray(alpha_on_canvas, mode="L")
+        return Image.fromarray(alpha_on_canvas, mode="L"), subject
 
     canvas = np.zeros((height, width, 4), dtype=np.uint8)
     if spec.background == "color":
@@ -292,7 +315,7 @@ def render(
     if spec.shadow and spec.shadow_opacity > 0:
         _over_bands(canvas, None, _shadow(alpha_on_canvas, placed_h, spec))
     _over_bands(canvas, _paste((height, width), subject_rgb, left, top), alpha_on_canvas)
-    return Image.fromarray(canvas, mode="RGBA")
+    return Image.fromarray(canvas, mode="RGBA"), subject
 
 
 def _shadow(alpha: np.ndarray, subject_height: int, spec: EditSpec) -> np.ndarray:
@@ -329,7 +352,7 @@ def _flatten(rgba: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     return flat[..., :3]
 
 
-def encode(result: Image.Image, spec: EditSpec) -> Exported:
+def encode(result: Image.Image, spec: EditSpec, subject: Box = (0, 0, 0, 0)) -> Exported:
     """The rendered image in the asked format and quality (PNG is always lossless)."""
     pixels = as_pixels(result)
     height, width = pixels.shape[:2]
@@ -346,7 +369,7 @@ def encode(result: Image.Image, spec: EditSpec) -> Exported:
     }
     data = encoders[spec.format](pixels)
     extension = "jpg" if spec.format == "jpeg" else spec.format
-    return Exported(data, width, height, MEDIA_TYPES[spec.format], extension)
+    return Exported(data, width, height, MEDIA_TYPES[spec.format], extension, subject)
 
 
 def _pillow_bytes(pixels: np.ndarray, format_name: str, **options: object) -> bytes:
@@ -363,4 +386,5 @@ def export(
     background_image: Image.Image | None = None,
 ) -> Exported:
     """Every asked operation at full resolution, encoded: what the editor's download returns."""
-    return encode(render(image, alpha, spec, background_image=background_image), spec)
+    rendered, subject = _render(image, alpha, spec, background_image)
+    return encode(rendered, spec, subject)

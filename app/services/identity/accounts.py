@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 
 from app.models.accounts import Account, Plan
 from app.models.ledger import CreditLot, LotScope, LotSource
+from app.services.billing.ledger import grant_credits
+from app.services.billing.pricing import MILLI
 from app.services.clock import Clock
-from app.services.ledger import DEFAULT_LOT_VALID_DAYS, grant_credits
-from app.services.pricing import MILLI
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # hashing is deliberately slow: bound the work one request can ask for
@@ -90,14 +90,17 @@ def create_account(
     *,
     session: Session,
     email: str,
-    password: str | None,
+    password_hash: str | None,
     clock: Clock,
-    trial_credits: int = 10,
-    lot_valid_days: int = DEFAULT_LOT_VALID_DAYS,
+    trial_credits: int,
+    lot_valid_days: int,
 ) -> Account:
-    """A new free account holding its one trial lot, which serves both wallets."""
+    """A new free account holding its one trial lot, which serves both wallets.
+
+    The password arrives hashed (`hash_password`, slow: done before the transaction); None for
+    an account that signs in only through OAuth.
+    """
     normalised = normalise_email(email)
-    password_hash = hash_password(password) if password is not None else None
     if session.exec(select(Account.id).where(Account.email == normalised)).first() is not None:
         raise EmailTaken(normalised)
     account = Account(
@@ -127,7 +130,7 @@ def grant_trial(
     clock: Clock,
     account_id: int,
     credits: int,
-    valid_days: int = DEFAULT_LOT_VALID_DAYS,
+    valid_days: int,
 ) -> CreditLot:
     """Idempotent: a second call returns the lot the first one issued."""
     return grant_credits(

@@ -2,7 +2,7 @@
 
 Every write locks the account first (PostgreSQL: ``SELECT ... FOR UPDATE``; SQLite: the engine's
 ``BEGIN IMMEDIATE`` already serialises writers), so two charges never both spend the same
-credits. Functions flush but never commit: the caller owns the transaction (``session_scope``).
+credits. Functions flush but never commit: the caller owns the transaction (``app.db.writing``).
 Each operation is idempotent on a caller-supplied key; a retry returns the first outcome.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert
 from sqlmodel import Session, col, select
 
+from app.db import require_writing
 from app.models.accounts import Account
 from app.models.ledger import (
     CreditLot,
@@ -28,8 +29,8 @@ from app.models.ledger import (
     ReservationStatus,
     Wallet,
 )
+from app.services.billing.pricing import format_credits
 from app.services.clock import Clock
-from app.services.pricing import format_credits
 
 DEFAULT_LOT_VALID_DAYS = 90
 DEFAULT_RESERVATION_TIMEOUT_SECONDS = 600
@@ -581,11 +582,13 @@ def _lock_for_charge(session: Session, account_id: int) -> None:
     reservation and lot queries that follow are scoped to the account, so the extra round trip
     is skipped on this hot path (a fifth of a reserve+capture pair's statements).
     """
+    require_writing(session)
     if session.get_bind().dialect.name != "sqlite":
         _lock_account(session, account_id)
 
 
 def _lock_account(session: Session, account_id: int) -> None:
+    require_writing(session)
     found = session.connection().execute(_LOCK_ACCOUNT, {"account_id": account_id}).first()
     if found is None:
         raise AccountNotFound(account_id)
@@ -616,6 +619,11 @@ def _active_lots(
 ) -> Sequence[CreditLot]:
     params = {"account_id": account_id, "scopes": list(SCOPES_OF_WALLET[wallet]), "now": now}
     return session.exec(_ACTIVE_LOTS, params=params).all()
+
+
+def find_reservation(*, session: Session, account_id: int, key: str) -> Reservation | None:
+    """The account's reservation under `key`, in whatever state it is; None if there is none."""
+    return _find_reservation(session, account_id, key)
 
 
 def _find_reservation(session: Session, account_id: int, key: str) -> Reservation | None:

@@ -11,8 +11,8 @@ from sqlmodel import Session, col, select
 
 from app.models.accounts import Account, Plan
 from app.models.ledger import FeatureFlag, Wallet
+from app.services.billing.pricing import FEATURE_LABELS, MILLI, STANDARD_ONLY_FEATURES, Feature
 from app.services.clock import Clock
-from app.services.pricing import FEATURE_LABELS, MILLI, STANDARD_ONLY_FEATURES, Feature
 
 
 @dataclass(frozen=True)

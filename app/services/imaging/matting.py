@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from app.services.engine import as_pixels
+from app.services.imaging.engine import as_pixels
 
 # Model alpha at or beyond these counts as sure subject / sure background before erosion.
 SURE_SUBJECT = 240

@@ -1,11 +1,15 @@
-"""Signing up, signing in (with a throttle), browser sessions, and closing an account."""
+"""Signing up, signing in (with a throttle), browser sessions, and closing an account.
+
+Password hashing is deliberately slow, so it never runs inside a transaction: the use-case
+layer reads what it needs (`sign_in_check`, `password_hash_of`), hashes or verifies outside
+any unit of work, then writes the outcome (`record_sign_in`, `set_password`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
 import secrets
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -16,13 +20,9 @@ from sqlmodel import Session, col, select
 
 from app.models.accounts import Account
 from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
-from app.models.jobs import CutoutJob
-from app.services import accounts
 from app.services.clock import Clock, as_utc
-from app.services.cutouts import job_dir
-from app.settings import Settings
+from app.services.identity import accounts
 
-SESSION_LIFETIME = timedelta(days=30)
 # Resolving a session happens on every page load; writing last_seen each time would turn reads
 # into writes (and SQLite has one writer), so it is refreshed at most this often.
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)
@@ -109,20 +109,49 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def sign_up(*, session: Session, clock: Clock, email: str, password: str) -> Account:
+def check_new_password(password: str) -> str:
+    """The password's hash, or PasswordRefused saying why. Slow: call outside transactions."""
+    try:
+        return accounts.hash_password(password)
+    except accounts.AccountError as refused:
+        raise PasswordRefused(_sentence(str(refused))) from refused
+
+
+def sign_up(
+    *,
+    session: Session,
+    clock: Clock,
+    email: str,
+    password_hash: str,
+    trial_credits: int,
+    lot_valid_days: int,
+) -> Account:
     """A new password account with its trial credits; races on one email yield one account."""
     try:
-        return accounts.create_account(session=session, email=email, password=password, clock=clock)
+        return accounts.create_account(
+            session=session,
+            email=email,
+            password_hash=password_hash,
+            clock=clock,
+            trial_credits=trial_credits,
+            lot_valid_days=lot_valid_days,
+        )
     except accounts.AccountError as refused:
         raise SignUpRefused(_sentence(str(refused))) from refused
 
 
-def sign_in(*, session: Session, clock: Clock, email: str, password: str, address: str) -> Account:
-    """The account for this email and password, or WrongCredentials / TooManyAttempts.
+@dataclass(frozen=True)
+class SignInCheck:
+    """What a password sign-in needs to know before the (slow) password check."""
 
-    A failed attempt is committed before WrongCredentials is raised: the caller's unit of work
-    rolls back on the exception, and an uncounted failure would make the throttle useless.
-    """
+    attempt_keys: tuple[str, ...]
+    account_id: int | None
+    password_hash: str | None
+
+
+def sign_in_check(*, session: Session, clock: Clock, email: str, address: str) -> SignInCheck:
+    """Refuse with TooManyAttempts while the email or the address is cooling down; else say
+    which account and hash the password must be checked against (read-only)."""
     now = clock.now()
     try:
         normalised = accounts.normalise_email(email)
@@ -136,21 +165,43 @@ def sign_in(*, session: Session, clock: Clock, email: str, password: str, addres
     wait = max((_wait(session, key, rule, now) for key, rule in keys), default=timedelta(0))
     if wait > timedelta(0):
         raise TooManyAttempts(wait)
+    account = _account_by_email(session, normalised)
+    return SignInCheck(
+        attempt_keys=tuple(key for key, _ in keys),
+        account_id=account.id if account else None,
+        password_hash=account.password_hash if account else None,
+    )
 
-    account = session.exec(
-        select(Account).where(Account.email == normalised, col(Account.deleted_at).is_(None))
-    ).first()
-    if account is None:
-        # Spend the same hashing time as a real check, so timing does not reveal accounts.
+
+def password_matches(check: SignInCheck, password: str) -> bool:
+    """The slow part. An unknown email costs the same time as a real check, so timing does not
+    reveal who has an account."""
+    if check.password_hash is None:
         accounts.verify_password(_dummy_hash(), password)
-        ok = False
-    else:
-        ok = accounts.verify_password(account.password_hash, password)
-    for key, _rule in keys:
+        return False
+    return accounts.verify_password(check.password_hash, password)
+
+
+def record_sign_in(
+    *, session: Session, clock: Clock, check: SignInCheck, ok: bool, password: str
+) -> Account | None:
+    """Count the attempt; the account when the password matched and nothing changed since.
+
+    On None the caller commits anyway (an uncounted failure would make the throttle useless)
+    and then refuses with WrongCredentials.
+    """
+    account = session.get(Account, check.account_id) if check.account_id else None
+    ok = bool(
+        ok
+        and account is not None
+        and account.deleted_at is None
+        and account.password_hash == check.password_hash  # no password change in between
+    )
+    now = clock.now()
+    for key in check.attempt_keys:
         session.add(SignInAttempt(key=key, at=now, success=ok))
     if not ok or account is None:
-        session.commit()
-        raise WrongCredentials()
+        return None
     assert account.password_hash is not None
     if accounts.password_needs_rehash(account.password_hash):
         account.password_hash = accounts.hash_password(password)
@@ -170,8 +221,8 @@ def create_session(
     session: Session,
     clock: Clock,
     account_id: int,
+    lifetime: timedelta,
     user_agent: str | None = None,
-    lifetime: timedelta = SESSION_LIFETIME,
 ) -> str:
     """A new session for the account; returns the raw token, which is never stored."""
     token = secrets.token_urlsafe(32)
@@ -190,8 +241,17 @@ def create_session(
     return token
 
 
-def resolve_session(*, session: Session, clock: Clock, token: str) -> Account | None:
-    """The signed-in account for a token; None when unknown, expired, revoked or deleted."""
+@dataclass(frozen=True)
+class SignedIn:
+    account_id: int
+    email: str
+    session_id: int
+    # True when last_seen is old enough to be written again (in a writing unit of work).
+    stale: bool
+
+
+def resolve_session(*, session: Session, clock: Clock, token: str) -> SignedIn | None:
+    """Who a token signs in; None when unknown, expired, revoked or deleted. Read-only."""
     if not token:
         return None
     now = clock.now()
@@ -201,12 +261,20 @@ def resolve_session(*, session: Session, clock: Clock, token: str) -> Account | 
     if row is None or row.revoked_at is not None or as_utc(row.expires_at) <= now:
         return None
     account = session.get(Account, row.account_id)
-    if account is None or account.deleted_at is not None:
+    if account is None or account.deleted_at is not None or account.id is None:
         return None
-    if now - as_utc(row.last_seen_at) >= LAST_SEEN_RESOLUTION:
-        row.last_seen_at = now
-        session.add(row)
-    return account
+    assert row.id is not None
+    stale = now - as_utc(row.last_seen_at) >= LAST_SEEN_RESOLUTION
+    return SignedIn(account.id, account.email, row.id, stale)
+
+
+def touch_session(*, session: Session, clock: Clock, session_id: int) -> None:
+    """Note that a session was used now (written at most every LAST_SEEN_RESOLUTION)."""
+    session.exec(
+        update(UserSession)
+        .where(col(UserSession.id) == session_id)
+        .values(last_seen_at=clock.now())
+    )
 
 
 def sign_out(*, session: Session, clock: Clock, token: str) -> None:
@@ -232,28 +300,34 @@ def sign_out_everywhere(
     return int(result.rowcount or 0)
 
 
-def change_password(
+def password_hash_of(*, session: Session, account_id: int) -> str | None:
+    """The account's current hash (None: it signs in only through OAuth); AccountGone if gone."""
+    return _live_account(session, account_id).password_hash
+
+
+def current_password_ok(password_hash: str | None, current: str) -> bool:
+    """An account without a password (made through OAuth) may set one without `current`."""
+    return password_hash is None or accounts.verify_password(password_hash, current)
+
+
+def set_password(
     *,
     session: Session,
     clock: Clock,
     account_id: int,
-    current: str,
-    new: str,
+    expected_hash: str | None,
+    new_hash: str,
     keep_token: str | None = None,
 ) -> None:
-    """Set a new password after checking the current one, and sign out every other session.
+    """Store the new hash and sign out every other session.
 
-    An account made through OAuth has no password yet: it may set one without `current`.
+    `expected_hash` is the hash the current password was checked against; if it changed in
+    the meantime the check no longer holds and WrongPassword is raised.
     """
     account = _live_account(session, account_id)
-    if account.password_hash is not None and not accounts.verify_password(
-        account.password_hash, current
-    ):
+    if account.password_hash != expected_hash:
         raise WrongPassword()
-    try:
-        account.password_hash = accounts.hash_password(new)
-    except accounts.AccountError as refused:
-        raise PasswordRefused(_sentence(str(refused))) from refused
+    account.password_hash = new_hash
     session.add(account)
     # Whoever knew the old password may hold a session; only the browser that changed it stays.
     sign_out_everywhere(
@@ -261,19 +335,13 @@ def change_password(
     )
 
 
-def delete_account(*, session: Session, clock: Clock, settings: Settings, account_id: int) -> None:
-    """Remove the person's data: email, password, identities, sessions, keys, images.
+def delete_account(*, session: Session, clock: Clock, account_id: int) -> None:
+    """Remove the person's sign-in data: email, password, identities, sessions, keys.
 
     The account row stays, anonymised, because ledger rows (which the books must keep) point
-    at it. Result files go first: a failure afterwards leaves rows pointing at nothing, which
-    reads as "not found", never the reverse.
+    at it. Their photos are the jobs domain's to delete.
     """
     account = _live_account(session, account_id)
-    owner = account_owner(account_id)
-    jobs = session.exec(select(CutoutJob).where(CutoutJob.owner == owner)).all()
-    for job in jobs:
-        shutil.rmtree(job_dir(settings, job.id), ignore_errors=True)
-        session.delete(job)
     session.exec(delete(OAuthIdentity).where(col(OAuthIdentity.account_id) == account_id))
     session.exec(delete(UserSession).where(col(UserSession.account_id) == account_id))
     session.exec(delete(ApiKey).where(col(ApiKey.account_id) == account_id))
@@ -293,7 +361,14 @@ def anonymous_email(account_id: int) -> str:
 
 
 def find_or_create_oauth_account(
-    *, session: Session, clock: Clock, provider: str, subject: str, email: str
+    *,
+    session: Session,
+    clock: Clock,
+    provider: str,
+    subject: str,
+    email: str,
+    trial_credits: int,
+    lot_valid_days: int,
 ) -> tuple[Account, bool]:
     """The account for a provider login with a verified email; True when it was just created.
 
@@ -317,7 +392,12 @@ def find_or_create_oauth_account(
         try:
             with session.begin_nested():
                 account = accounts.create_account(
-                    session=session, email=normalised, password=None, clock=clock
+                    session=session,
+                    email=normalised,
+                    password_hash=None,
+                    clock=clock,
+                    trial_credits=trial_credits,
+                    lot_valid_days=lot_valid_days,
                 )
             created = True
         except accounts.EmailTaken:

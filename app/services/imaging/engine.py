@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from app.services.model_files import check_model
+from app.services.imaging.model_files import check_model
 
 # Models that share u2net's input (320x320, ImageNet mean/std, scaled by the image's own maximum)
 # and output (first map, min-max normalised); Cutout runs these itself, faster than rembg does.

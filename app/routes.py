@@ -1,0 +1,49 @@
+"""Every path Cutout serves, and the URL builders for them: no path literal lives elsewhere."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+# Pages
+HOME = "/"
+SIGN_IN = "/signin"
+SIGN_UP = "/signup"
+ACCOUNT = "/account"
+PRICING = "/pricing"
+
+# HTTP routes beside the pages
+FILES = "/files"
+AUTH = "/auth"
+
+# The browser's session cookie: a random token whose hash the server keeps.
+SESSION_COOKIE = "cutout_session"
+
+
+def sign_in_url(next_path: str | None = None) -> str:
+    """The sign-in page, returning to `next_path` afterwards."""
+    return f"{SIGN_IN}?next={quote(safe_next(next_path, HOME))}" if next_path else SIGN_IN
+
+
+def file_url(job_id: str, name: str, *, download: bool = False) -> str:
+    return f"{FILES}/{job_id}/{name}" + ("?download=1" if download else "")
+
+
+def oauth_login_url(provider: str, next_path: str) -> str:
+    return f"{AUTH}/{provider}/login?next={quote(next_path)}"
+
+
+def oauth_callback_path(provider: str) -> str:
+    return f"{AUTH}/{provider}/callback"
+
+
+def safe_next(raw: str | None, default: str = HOME) -> str:
+    """A same-site path to return to; other hosts, schemes, //x or control characters give the
+    default, so a sign-in link can never bounce people to another site."""
+    if not raw or not raw.startswith("/") or raw.startswith(("//", "/\\")):
+        return default
+    if any(ord(ch) < 0x20 or ch == "\\" for ch in raw):
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme or parts.netloc or raw.startswith(f"{AUTH}/"):
+        return default
+    return raw

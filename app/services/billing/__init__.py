@@ -1,0 +1,1 @@
+"""Money and credits: the price table, the credit ledger, plans and entitlements."""

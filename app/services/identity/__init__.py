@@ -1,0 +1,1 @@
+"""Who someone is: accounts, passwords, sessions, OAuth and OpenID Connect, API keys."""

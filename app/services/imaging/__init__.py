@@ -1,0 +1,1 @@
+"""Images: reading uploads, the model, AI Cut, hair, the editor, estimates, and the one pipeline."""

@@ -1,0 +1,105 @@
+"""The one image pipeline: photo in, finished file out. The web app, the CLI and the API call it.
+
+Two stages, so a caller may keep the mask between them (the editor re-exports without running
+the model again): `subject_mask` runs the model and the asked refinement (AI Cut or hair);
+`finish` applies the edits and encodes. `run` does both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from app.services.billing.pricing import Feature
+from app.services.imaging import aicut, editor, engine, matting
+from app.services.imaging.editor import BadParameter, EditSpec, Exported
+from app.services.imaging.images import Limits, load_image
+
+# What the engine itself can do to a photo; each is priced on its own.
+ENGINE_FEATURES: tuple[Feature, ...] = (Feature.background_removal, Feature.ai_cut, Feature.hair)
+
+
+@dataclass(frozen=True)
+class CutoutRequest:
+    """Everything asked of one photo; refused at construction when it does not hold together."""
+
+    feature: Feature = Feature.background_removal
+    spec: EditSpec = field(default_factory=EditSpec)
+    marks: aicut.Marks = field(default_factory=aicut.Marks)
+    background: Image.Image | None = None  # for spec.background == "image"
+
+    def __post_init__(self) -> None:
+        if self.feature not in ENGINE_FEATURES:
+            raise BadParameter("feature", f"{self.feature.value!r} is not an engine feature")
+        if self.feature != Feature.ai_cut and not self.marks.empty:
+            raise BadParameter("feature", "marks (a box, keep or remove strokes) need AI Cut")
+        if self.spec.background == "image" and self.background is None:
+            raise BadParameter("background", "'image' needs a background image")
+
+    @property
+    def plain(self) -> bool:
+        """A transparent PNG of the whole photo: the engine's fastest path applies."""
+        return self.spec == EditSpec(format="png", max_pixels=self.spec.max_pixels)
+
+
+def subject_mask(
+    model: engine.ModelSession, image: Image.Image | np.ndarray, request: CutoutRequest
+) -> np.ndarray:
+    """The subject's alpha at the photo's size: the model's, then AI Cut or hair refinement.
+
+    A Pillow image is handed to the model as it is: copying a 25 MP photo into an array just
+    for the model would cost 75 MB the plain path never needs.
+    """
+    alpha = engine.predict_alpha(model, image)
+    if _has_alpha(image):
+        alpha = np.minimum(alpha, engine.as_pixels(image)[..., 3])  # transparent stays so
+    if request.feature == Feature.ai_cut:
+        alpha = aicut.refine(engine.as_pixels(image), alpha, request.marks)
+    elif request.feature == Feature.hair:
+        alpha = matting.refine_hair(engine.as_pixels(image), alpha)
+    return alpha
+
+
+def _has_alpha(image: Image.Image | np.ndarray) -> bool:
+    if isinstance(image, Image.Image):
+        return image.mode == "RGBA"
+    return image.ndim == 3 and image.shape[2] == 4
+
+
+def finish(image: Image.Image | np.ndarray, alpha: np.ndarray, request: CutoutRequest) -> Exported:
+    """The edits applied at full resolution, encoded in the asked format."""
+    if request.plain:
+        height, width = alpha.shape
+        return Exported(
+            engine.encode_cutout(image, alpha),
+            width,
+            height,
+            editor.MEDIA_TYPES["png"],
+            "png",
+            editor.subject_bounds(alpha),
+        )
+    return editor.export(image, alpha, request.spec, background_image=request.background)
+
+
+def run(
+    model: engine.ModelSession, image: Image.Image | np.ndarray, request: CutoutRequest
+) -> Exported:
+    """One photo, start to finish."""
+    if request.feature == Feature.ai_cut:
+        width, height = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
+        aicut.check_marks(request.marks, width, height)  # before the model runs, not after
+    return finish(image, subject_mask(model, image, request), request)
+
+
+def run_bytes(
+    model: engine.ModelSession,
+    data: bytes,
+    *,
+    filename: str,
+    limits: Limits,
+    request: CutoutRequest,
+) -> Exported:
+    """A file's bytes, decoded (refusals raise ImageRejected), then `run`."""
+    return run(model, load_image(data, filename=filename, limits=limits).image, request)

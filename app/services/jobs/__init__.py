@@ -1,0 +1,1 @@
+"""Cutout jobs: their status and owner, their files, and the worker pool that runs them."""

@@ -1,0 +1,229 @@
+"""A person's photos: upload, quote, pay and process through the one pipeline, download.
+
+Charging follows the ledger's two phases around the work: taking the job and reserving its cost
+happen in one unit of work; the model runs outside any; capturing the cost and publishing the
+result happen in one more. If the reservation is no longer open when the work is done (it timed
+out), the result is thrown away and nothing is charged: a result is never handed back for free.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.db import reading, writing
+from app.models.accounts import Account
+from app.models.ledger import ReservationStatus, Wallet
+from app.services.billing import ledger
+from app.services.billing.entitlements import entitlement
+from app.services.billing.pricing import Feature, cost_of
+from app.services.clock import Clock
+from app.services.identity.auth import account_owner
+from app.services.imaging import engine, pipeline
+from app.services.imaging.images import ImageRejected, Limits, load_image, preview_jpeg
+from app.services.jobs import cutouts, storage
+from app.services.jobs.cutouts import JobView
+from app.services.jobs.storage import JobFile
+from app.settings import Settings
+from app.usecases.accounts import NotAllowed
+
+log = logging.getLogger("cutout.jobs")
+
+FAILED = "Processing failed ({}); nothing was charged."
+TOO_SLOW = "Processing took longer than its hold on your credits allowed; nothing was charged."
+
+
+@dataclass(frozen=True)
+class Quote:
+    cost: int  # milli-credits
+    available: int
+
+    @property
+    def enough(self) -> bool:
+        return self.available >= self.cost
+
+
+def limits_for(settings: Settings) -> Limits:
+    return Limits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+
+
+def cutout_cost(job: JobView) -> int:
+    """What processing this job costs, in milli-credits, by the one price table."""
+    return cost_of(job.width, job.height, (job.feature,))
+
+
+def submit_photo(
+    *,
+    db: Engine,
+    settings: Settings,
+    clock: Clock,
+    account_id: int,
+    filename: str,
+    data: bytes,
+) -> JobView:
+    """Check and store an upload as a queued job; a refusal (ImageRejected) leaves nothing."""
+    loaded = load_image(data, filename=filename, limits=limits_for(settings))  # slow: no txn
+    job_id = secrets.token_urlsafe(24)
+    storage.save_upload(settings, job_id, original=data, preview=preview_jpeg(loaded.image))
+    try:
+        with writing(db) as session:
+            return cutouts.add_job(
+                session=session,
+                clock=clock,
+                settings=settings,
+                job_id=job_id,
+                owner=account_owner(account_id),
+                name=loaded.name,
+                width=loaded.width,
+                height=loaded.height,
+            )
+    except BaseException:
+        storage.delete_job_files(settings, job_id)
+        raise
+
+
+def job_for(*, db: Engine, account_id: int, job_id: str) -> JobView:
+    """The account's job, or JobNotFound (another account's ids look like missing ones)."""
+    with reading(db) as session:
+        return cutouts.get_job(session=session, owner=account_owner(account_id), job_id=job_id)
+
+
+def recent_job(*, db: Engine, account_id: int, since: datetime) -> JobView | None:
+    """The account's newest job created after `since`, to pick up where a dropped page left."""
+    with reading(db) as session:
+        found = cutouts.list_jobs(
+            session=session, owner=account_owner(account_id), limit=1, since=since
+        )
+    return found[0] if found else None
+
+
+def quote(*, db: Engine, clock: Clock, account_id: int, job: JobView) -> Quote:
+    with reading(db) as session:
+        wallets = ledger.balance(session=session, clock=clock, account_id=account_id)
+        return Quote(cost=cutout_cost(job), available=wallets[Wallet.web].available)
+
+
+def process_cutout(
+    *, db: Engine, settings: Settings, clock: Clock, account_id: int, job_id: str
+) -> JobView:
+    """Charge for a queued job and run it; a job already taken or finished is left alone.
+
+    Blocking (the model runs here): call it from the worker pool. Raises InsufficientCredits,
+    NotAllowed or JobNotFound before any work is done, with nothing charged.
+    """
+    owner = account_owner(account_id)
+    with writing(db) as session:
+        job = cutouts.get_job(session=session, owner=owner, job_id=job_id)
+        wallet = _wallet_for(session, account_id, job.feature)
+        taken = cutouts.start_processing(session=session, clock=clock, owner=owner, job_id=job_id)
+        if taken is None:
+            return job  # processing or finished already: no second run, no second charge
+        reservation = ledger.reserve_credits(
+            session=session,
+            clock=clock,
+            account_id=account_id,
+            wallet=wallet,
+            amount=cutout_cost(taken),
+            key=taken.reservation_key,
+            timeout_seconds=settings.reservation_timeout_seconds,
+        )
+        if reservation.status != ReservationStatus.open:
+            # A key's hold was resolved before: never run (and hand back) work it paid for.
+            raise NotAllowed("This photo's earlier charge is closed; upload it again.")
+    try:
+        staged = _run(settings, taken)
+    except ImageRejected as rejected:
+        return _fail(db, clock, account_id, taken, rejected.message)
+    except Exception as error:
+        log.exception("cutout job %s failed", job_id)
+        return _fail(db, clock, account_id, taken, FAILED.format(type(error).__name__))
+    return _capture_and_publish(db, clock, account_id, taken, staged)
+
+
+def _wallet_for(session: Session, account_id: int, feature: Feature) -> Wallet:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotAllowed("This account no longer exists.")
+    allowed = entitlement(session=session, account=account, feature=feature)
+    if not allowed.allowed or allowed.wallet is None:
+        raise NotAllowed(allowed.reason)
+    return allowed.wallet
+
+
+def _run(settings: Settings, job: JobView) -> Path:
+    """The pipeline on the stored upload; the result is staged, not yet visible."""
+    data = storage.read_original(settings, job.id)
+    model = engine.load_session(
+        settings.models_path, settings.model_name, settings.onnx_thread_count
+    )
+    request = pipeline.CutoutRequest(feature=job.feature)
+    result = pipeline.run_bytes(
+        model, data, filename=job.original_name, limits=limits_for(settings), request=request
+    )
+    return storage.stage_result(settings, job.id, result.data)
+
+
+def _capture_and_publish(
+    db: Engine, clock: Clock, account_id: int, job: JobView, staged: Path
+) -> JobView:
+    try:
+        with writing(db) as session:
+            ledger.capture_reservation(
+                session=session,
+                clock=clock,
+                account_id=account_id,
+                key=job.reservation_key,
+                amount=cutout_cost(job),
+            )
+            done = cutouts.finish(session=session, clock=clock, job_id=job.id, attempt=job.attempt)
+            if done is None:  # housekeeping gave up on it meanwhile
+                raise ledger.ReservationClosed(job.reservation_key, ReservationStatus.timed_out)
+            storage.publish_result(staged)
+            return done
+    except ledger.ReservationClosed:
+        storage.discard(staged)
+        return _fail(db, clock, account_id, job, TOO_SLOW)
+
+
+def _fail(db: Engine, clock: Clock, account_id: int, job: JobView, message: str) -> JobView:
+    """Fail the attempt and hand back every credit it held."""
+    with writing(db) as session:
+        reservation = ledger.find_reservation(
+            session=session, account_id=account_id, key=job.reservation_key
+        )
+        if reservation is not None and reservation.status == ReservationStatus.open:
+            ledger.release_reservation(
+                session=session, clock=clock, account_id=account_id, key=job.reservation_key
+            )
+        cutouts.finish(
+            session=session, clock=clock, job_id=job.id, attempt=job.attempt, error=message
+        )
+        return cutouts.get_job(session=session, owner=None, job_id=job.id)
+
+
+def retry_cutout(*, db: Engine, account_id: int, job_id: str) -> JobView:
+    """Put a failed job back in the queue as a new attempt; other states are left as they are."""
+    with writing(db) as session:
+        return cutouts.requeue_failed(
+            session=session, owner=account_owner(account_id), job_id=job_id
+        )
+
+
+def result_file(
+    *, db: Engine, settings: Settings, account_id: int, job_id: str, kind: JobFile
+) -> tuple[Path, JobView]:
+    """A job's servable file for its owner; JobNotFound for anyone else or for originals."""
+    with reading(db) as session:
+        return cutouts.result_file(
+            session=session,
+            settings=settings,
+            owner=account_owner(account_id),
+            job_id=job_id,
+            kind=kind,
+        )

@@ -1,0 +1,50 @@
+"""Periodic upkeep: old results, stalled jobs, lapsed holds, expired lots, old sign-in attempts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from app.db import writing
+from app.services.billing import ledger
+from app.services.clock import Clock
+from app.services.identity import auth
+from app.services.jobs import cutouts
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Swept:
+    results: int
+    stalled: int
+    reservations: int
+    lots: int
+    attempts: int
+
+
+def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
+    """One pass of every sweeper; each step is its own unit of work and safe to repeat."""
+    with writing(db) as session:
+        results = cutouts.purge_expired(session=session, settings=settings, clock=clock)
+    # No cutout takes anywhere near a reservation's lifetime; one older than that lost its worker.
+    with writing(db) as session:
+        stalled = cutouts.fail_stalled(
+            session=session,
+            clock=clock,
+            older_than=timedelta(seconds=settings.reservation_timeout_seconds),
+        )
+    with writing(db) as session:
+        reservations = ledger.sweep_timed_out_reservations(session=session, clock=clock)
+    with writing(db) as session:
+        lots = ledger.expire_lots(session=session, clock=clock)
+    with writing(db) as session:
+        attempts = auth.prune_sign_in_attempts(session=session, clock=clock)
+    return Swept(
+        results=results,
+        stalled=len(stalled),
+        reservations=len(reservations),
+        lots=len(lots),
+        attempts=attempts,
+    )

@@ -1,0 +1,101 @@
+"""What an operator does from the command line: accounts, credits, feature flags, audits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.db import reading, writing
+from app.models.accounts import Account
+from app.models.ledger import CreditLot, LotScope, LotSource, Wallet
+from app.services.billing import entitlements, ledger
+from app.services.clock import Clock
+from app.services.identity import accounts, auth
+from app.settings import Settings
+
+
+class OperatorError(Exception):
+    """Bad input found after parsing; reported on one line, nothing written."""
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    email: str
+    plan: str
+    wallets: dict[Wallet, ledger.WalletBalance]
+
+
+def create_user(
+    *, db: Engine, clock: Clock, settings: Settings, email: str, password: str
+) -> Account:
+    password_hash = auth.check_new_password(password)  # slow: outside the transaction
+    with writing(db) as session:
+        return accounts.create_account(
+            session=session,
+            email=email,
+            password_hash=password_hash,
+            clock=clock,
+            trial_credits=settings.trial_credits,
+            lot_valid_days=settings.lot_valid_days,
+        )
+
+
+def grant_credits(
+    *,
+    db: Engine,
+    clock: Clock,
+    settings: Settings,
+    email: str,
+    amount: int,
+    scope: LotScope,
+    valid_days: int | None,
+    key: str | None,
+) -> tuple[Account, CreditLot]:
+    with writing(db) as session:
+        account = _account(session, email)
+        assert account.id is not None
+        lot = ledger.grant_credits(
+            session=session,
+            clock=clock,
+            account_id=account.id,
+            amount=amount,
+            scope=scope,
+            source=LotSource.adjustment,
+            key=key or f"admin:{uuid.uuid4()}",
+            valid_days=valid_days or settings.lot_valid_days,
+            note="granted with cutout-admin",
+        )
+        return account, lot
+
+
+def balance(*, db: Engine, clock: Clock, email: str) -> AccountBalance:
+    with reading(db) as session:
+        account = _account(session, email)
+        assert account.id is not None
+        wallets = ledger.balance(session=session, clock=clock, account_id=account.id)
+        return AccountBalance(account.email, account.plan.value, wallets)
+
+
+def list_flags(*, db: Engine) -> list[entitlements.FlagState]:
+    with reading(db) as session:
+        return entitlements.list_flags(session=session)
+
+
+def set_flag(*, db: Engine, clock: Clock, name: str, enabled: bool) -> entitlements.FlagState:
+    with writing(db) as session:
+        return entitlements.set_flag(session=session, clock=clock, name=name, enabled=enabled)
+
+
+def check_ledger(*, db: Engine) -> list[ledger.Discrepancy]:
+    with reading(db) as session:
+        return ledger.check_ledger(session=session)
+
+
+def _account(session: Session, email: str) -> Account:
+    account = accounts.find_account_by_email(session=session, email=email)
+    if account is None or account.deleted_at is not None:
+        raise OperatorError(f"no account with email {email.strip().lower()}")
+    return account
