@@ -79,6 +79,13 @@ class CreditLot(SQLModel, table=True):
     expired_at: datetime | None = None
     voided_at: datetime | None = None
     note: str | None = Field(default=None, max_length=500)
+    # What was paid for a purchased lot (in the currency's minor unit, e.g. cents), and the
+    # payment it came from (a Stripe invoice, Checkout session or payment intent id).
+    paid_amount: int | None = None
+    paid_currency: str | None = Field(default=None, max_length=3)
+    payment_ref: str | None = Field(default=None, max_length=255)
+    # Who granted an operator lot (e.g. "cutout-admin" or an operator's name); None otherwise.
+    granted_by: str | None = Field(default=None, max_length=200)
 
 
 class Reservation(SQLModel, table=True):

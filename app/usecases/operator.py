@@ -67,6 +67,7 @@ def grant_credits(
             key=key or f"admin:{uuid.uuid4()}",
             valid_days=valid_days or settings.lot_valid_days,
             note="granted with cutout-admin",
+            granted_by="cutout-admin",
         )
         return account, lot
 

@@ -668,3 +668,44 @@ def test_credits_handed_back_to_a_voided_lot_are_voided_too(
     assert balances[Wallet.web].available == 0
     assert kinds[:3] == [EntryKind.void, EntryKind.release, EntryKind.capture]
     assert problems == []
+
+
+def test_a_purchased_lot_records_the_payment_and_an_operator_grant_who_made_it(
+    db: Engine, clock: FrozenClock, account_id: int
+) -> None:
+    with writing(db) as session:
+        bought = ledger.grant_credits(
+            session=session,
+            clock=clock,
+            account_id=account_id,
+            amount=250_000,
+            scope=LotScope.web,
+            source=LotSource.top_up,
+            key="checkout:cs_1",
+            payment=ledger.Payment(amount=1000, currency="usd", ref="cs_1"),
+        )
+        given = ledger.grant_credits(
+            session=session,
+            clock=clock,
+            account_id=account_id,
+            amount=5_000,
+            scope=LotScope.both,
+            source=LotSource.adjustment,
+            key="admin:1",
+            note="apology for an outage",
+            granted_by="ops@example.com",
+        )
+    with writing(db) as session:
+        bought_row = session.get(CreditLot, bought.id)
+        given_row = session.get(CreditLot, given.id)
+    assert (bought_row.paid_amount, bought_row.paid_currency, bought_row.payment_ref) == (
+        1000,
+        "usd",
+        "cs_1",
+    )
+    assert bought_row.granted_by is None
+    assert (given_row.granted_by, given_row.note, given_row.paid_amount) == (
+        "ops@example.com",
+        "apology for an outage",
+        None,
+    )

@@ -143,6 +143,15 @@ class HistoryPage:
 
 
 @dataclass(frozen=True)
+class Payment:
+    """The money behind a purchased lot."""
+
+    amount: int  # in the currency's minor unit (cents)
+    currency: str
+    ref: str  # the payment it came from: a Stripe invoice, Checkout session or payment intent
+
+
+@dataclass(frozen=True)
 class Discrepancy:
     subject: str  # "lot 12", "reservation 7"
     field: str
@@ -164,8 +173,14 @@ def grant_credits(
     key: str,
     valid_days: int = DEFAULT_LOT_VALID_DAYS,
     note: str | None = None,
+    payment: Payment | None = None,
+    granted_by: str | None = None,
 ) -> CreditLot:
-    """Issue a lot of ``amount`` milli-credits valid for ``valid_days`` from now."""
+    """Issue a lot of ``amount`` milli-credits valid for ``valid_days`` from now.
+
+    A purchased lot records the `payment` behind it; an operator's grant who made it
+    (`granted_by`) and why (`note`).
+    """
     _require_positive(amount, "grant")
     if valid_days < 1:
         raise InvalidAmount(f"a lot must be valid for at least one day, not {valid_days}")
@@ -188,6 +203,10 @@ def grant_credits(
         expires_at=now + timedelta(days=valid_days),
         grant_key=key,
         note=note,
+        paid_amount=payment.amount if payment else None,
+        paid_currency=payment.currency if payment else None,
+        payment_ref=payment.ref if payment else None,
+        granted_by=granted_by,
     )
     session.add(lot)
     session.flush()
