@@ -70,6 +70,22 @@ def pg_db() -> Iterator[Engine]:
     admin.dispose()
 
 
+@pytest.fixture
+def mailbox():  # type: ignore[no-untyped-def]
+    """The real SMTP server on 127.0.0.1 (aiosmtpd) whose received mail tests read."""
+    from tests.mailbox import shared_mailbox
+
+    return shared_mailbox()
+
+
+@pytest.fixture
+def outbox(mailbox):  # type: ignore[no-untyped-def]
+    """Cutout's own outbox, delivering over SMTP to `mailbox`."""
+    from app.services.mail import Outbox
+
+    return Outbox(smtp_url=mailbox.url, sender="Cutout <cutout@test.example>")
+
+
 VENV_BIN = REPO / ".venv" / "bin"
 
 
@@ -96,6 +112,7 @@ def app_env(data_dir: Path) -> dict[str, str]:
         CUTOUT_DATA_DIR=str(data_dir),
         U2NET_HOME=str(MODELS_DIR),
         REFLEX_UPLOADED_FILES_DIR=str(data_dir / "upload-tmp"),
+        REFLEX_STATES_WORKDIR=str(data_dir / "states"),
         REFLEX_USE_NPM="1",
         PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
     )
@@ -124,11 +141,15 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> It
 
     import httpx
 
+    from tests.mailbox import shared_mailbox
+
     root = tmp_path_factory.mktemp("live")
     data_dir = root / "data"
     env = app_env(data_dir)
     port = free_port()
     env.update(
+        # Verification and reset mails go to a real SMTP server the browser helpers read.
+        CUTOUT_SMTP_URL=shared_mailbox().url,
         CUTOUT_PUBLIC_URL=f"http://127.0.0.1:{port}",
         CUTOUT_SESSION_SECRET="test-only-secret-" + uuid.uuid4().hex,
         CUTOUT_OIDC_NAME=OIDC_NAME,

@@ -1,7 +1,16 @@
 """SQLModel tables, one module per aggregate. Importing this package registers them all."""
 
 from app.models.accounts import Account, Plan
-from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
+from app.models.auth import (
+    ApiKey,
+    EmailLink,
+    InstallSecret,
+    LinkPurpose,
+    OAuthIdentity,
+    SignInAttempt,
+    TrialClaim,
+    UserSession,
+)
 from app.models.jobs import CutoutJob, JobStatus
 from app.models.ledger import (
     CreditLot,
@@ -20,9 +29,12 @@ __all__ = [
     "ApiKey",
     "CreditLot",
     "CutoutJob",
+    "EmailLink",
     "EntryKind",
     "FeatureFlag",
+    "InstallSecret",
     "JobStatus",
+    "LinkPurpose",
     "LedgerEntry",
     "LotScope",
     "LotSource",
@@ -31,6 +43,7 @@ __all__ = [
     "Reservation",
     "ReservationStatus",
     "SignInAttempt",
+    "TrialClaim",
     "UserSession",
     "Wallet",
 ]
