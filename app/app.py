@@ -7,7 +7,6 @@ import logging
 import sys
 
 import reflex as rx
-from reflex.event import EventSpec
 from reflex.utils.prerequisites import get_states_dir
 from starlette.applications import Starlette
 
@@ -24,11 +23,11 @@ from app.pages.auth import forgot, signin, signup
 from app.pages.home import home
 from app.pages.pricing import pricing
 from app.permissions import make_private
-from app.services.errors import generic_message, report
 from app.services.imaging.model_files import ModelMissing, check_model
 from app.state.account import AccountState
 from app.state.auth import AuthState
 from app.state.cutout import CutoutState
+from app.state.errors import unexpected_error
 from app.state.pricing import PricingState
 from app.state.session_guard import SessionGuard
 from app.usecases.housekeeping import run_housekeeping
@@ -68,14 +67,6 @@ def _session_cookies(asgi_app):  # type: ignore[no-untyped-def]
 
 def _security_headers(asgi_app):  # type: ignore[no-untyped-def]
     return SecurityHeadersMiddleware(asgi_app, public_url=_settings.public_url)
-
-
-def unexpected_error(exception: Exception) -> EventSpec:
-    """An event handler failed: the person gets a reference, the log gets the traceback
-    (Reflex's own handler would show the exception's text outside production mode)."""
-    return rx.toast.error(
-        generic_message(report(exception, "event handler")), id="backend_error", duration=15_000
-    )
 
 
 app = rx.App(

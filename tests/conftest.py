@@ -221,3 +221,22 @@ def new_account(session, clock, email: str, password: str | None = None):  # typ
         trial_credits=10,
         lot_valid_days=90,
     )
+
+
+def confirmed_account(db, clock, settings: Settings, email: str):  # type: ignore[no-untyped-def]
+    """A password account with a confirmed address and the settings' trial, as sign-up and its
+    mailed link leave it (tests/unit/test_signup.py covers that path itself)."""
+    from app.db import writing
+    from app.services.identity.accounts import create_account, hash_password
+    from app.usecases.accounts import summary_of
+
+    with writing(db) as session:
+        account = create_account(
+            session=session,
+            email=email,
+            password_hash=hash_password("a long passphrase"),
+            clock=clock,
+            trial_credits=settings.trial_credits,
+            lot_valid_days=settings.lot_valid_days,
+        )
+        return summary_of(session, clock, account)

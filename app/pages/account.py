@@ -170,6 +170,7 @@ def _keys() -> rx.Component:
                         read_only=True,
                         style={
                             "width": "100%",
+                            "box_sizing": "border-box",
                             "font_family": "monospace",
                             "padding": "0.4rem",
                             "background": "white",

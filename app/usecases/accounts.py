@@ -137,7 +137,7 @@ def sign_up(
         )
         if registered.outcome == "exists":
             mail = mails.already_registered(to=normalised, public_url=settings.public_url)
-        else:
+        elif registered.outcome != "limited":
             mail = _confirmation(session, clock, settings, registered.account, next_path)
     if mail is not None:
         outbox.send_later(mail)

@@ -13,8 +13,7 @@ from app.db import reading, writing
 from app.models.accounts import Account
 from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
 from app.models.jobs import CutoutJob
-from app.models.ledger import CreditLot, LedgerEntry, LotSource
-from app.services.billing.pricing import MILLI
+from app.models.ledger import CreditLot, LedgerEntry
 from app.services.clock import FrozenClock
 from app.services.identity import accounts, api_keys, auth
 from app.services.jobs.storage import job_dir

@@ -95,9 +95,7 @@ def test_sign_up_mails_a_link_and_the_trial_comes_with_confirmation(
     with pytest.raises(auth.LinkInvalid):
         confirm(db, clock, link)
     with reading(db) as session:  # only the link's hash was kept
-        assert session.exec(select(EmailLink)).one().token_hash == auth.token_hash(
-            token_of(link)
-        )
+        assert session.exec(select(EmailLink)).one().token_hash == auth.token_hash(token_of(link))
 
 
 def test_a_taken_address_gets_the_same_answer_and_its_owner_a_mail(
@@ -219,7 +217,11 @@ def test_password_reset_sets_the_password_and_ends_every_session(
     sign_up(db, clock, outbox, email)
     old_session, _ = confirm(db, clock, mailbox.link(email))
     usecases.request_password_reset(
-        db=db, clock=clock, settings=SETTINGS, outbox=outbox, email=" Forgetful@example.com",
+        db=db,
+        clock=clock,
+        settings=SETTINGS,
+        outbox=outbox,
+        email=" Forgetful@example.com",
         address=HERE,
     )
     mail = mailbox.wait_for(email, count=2)

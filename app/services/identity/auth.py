@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -231,7 +231,8 @@ class Registration:
 
     account: Account
     # "new": made unconfirmed; "renewed": an unconfirmed account for that address took the new
-    # password (whoever confirms by mail owns it); "exists": the address already has a
+    # password (whoever confirms by mail owns it); "limited": the same, but the address had its
+    # share of mail this hour, so nothing changed; "exists": the address already has a
     # confirmed account, which is left untouched.
     outcome: str
 
@@ -240,7 +241,7 @@ def sign_up(*, session: Session, clock: Clock, email: str, password_hash: str) -
     """Register a password account for an address, unconfirmed and without its trial (granted
     on confirmation). Races on one address yield one account."""
     normalised = normalised_email(email)
-    existing = _account_by_email(session, normalised)
+    existing = _account_by_email(session, normalised, lock=True)
     if existing is None:
         try:
             with session.begin_nested():
@@ -255,15 +256,18 @@ def sign_up(*, session: Session, clock: Clock, email: str, password_hash: str) -
                 )
             return Registration(account, "new")
         except accounts.EmailTaken:
-            existing = _account_by_email(session, normalised)
+            existing = _account_by_email(session, normalised, lock=True)
             if existing is None:
                 raise
-    if existing.email_verified_at is None:
-        existing.password_hash = password_hash
-        session.add(existing)
-        session.flush()
-        return Registration(existing, "renewed")
-    return Registration(existing, "exists")
+    if existing.email_verified_at is not None:
+        return Registration(existing, "exists")
+    if _links_sent(session, clock, existing.email) >= MAILS_PER_EMAIL_PER_HOUR:
+        # No new link could be mailed: keep the password the last mailed link confirms.
+        return Registration(existing, "limited")
+    existing.password_hash = password_hash
+    session.add(existing)
+    session.flush()
+    return Registration(existing, "renewed")
 
 
 @dataclass(frozen=True)
@@ -397,12 +401,7 @@ def issue_link(
     when that address was sent MAILS_PER_EMAIL_PER_HOUR links within the hour already."""
     assert account.id is not None
     now = clock.now()
-    sent = session.exec(
-        select(EmailLink.id).where(
-            EmailLink.email == account.email, EmailLink.created_at > now - MAIL_REQUEST_WINDOW
-        )
-    ).all()
-    if len(sent) >= MAILS_PER_EMAIL_PER_HOUR:
+    if _links_sent(session, clock, account.email) >= MAILS_PER_EMAIL_PER_HOUR:
         return None
     token = secrets.token_urlsafe(32)
     session.add(
@@ -419,6 +418,15 @@ def issue_link(
     )
     session.flush()
     return token
+
+
+def _links_sent(session: Session, clock: Clock, email: str) -> int:
+    since = clock.now() - MAIL_REQUEST_WINDOW
+    return session.exec(
+        select(func.count())
+        .select_from(EmailLink)
+        .where(EmailLink.email == email, col(EmailLink.created_at) > since)
+    ).one()
 
 
 def peek_link(*, session: Session, clock: Clock, token: str, purpose: LinkPurpose) -> Account:
@@ -748,10 +756,11 @@ def find_account(*, session: Session, email: str) -> Account | None:
     return _account_by_email(session, email)
 
 
-def _account_by_email(session: Session, email: str) -> Account | None:
-    return session.exec(
-        select(Account).where(Account.email == email, col(Account.deleted_at).is_(None))
-    ).first()
+def _account_by_email(session: Session, email: str, *, lock: bool = False) -> Account | None:
+    query = select(Account).where(Account.email == email, col(Account.deleted_at).is_(None))
+    # On PostgreSQL, concurrent sign-ups for one address wait for each other here (SQLite's
+    # writing units are serialised already).
+    return session.exec(query.with_for_update() if lock else query).first()
 
 
 def _live_account(session: Session, account_id: int) -> Account:
