@@ -150,6 +150,9 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> It
     env.update(
         # Verification and reset mails go to a real SMTP server the browser helpers read.
         CUTOUT_SMTP_URL=shared_mailbox().url,
+        # Every browser in the suite signs up from 127.0.0.1: the per-address limit is for
+        # strangers, and tests/unit/test_signup.py checks it.
+        CUTOUT_SIGNUPS_PER_HOUR="10000",
         CUTOUT_PUBLIC_URL=f"http://127.0.0.1:{port}",
         CUTOUT_SESSION_SECRET="test-only-secret-" + uuid.uuid4().hex,
         CUTOUT_OIDC_NAME=OIDC_NAME,

@@ -157,7 +157,7 @@ def _keys() -> rx.Component:
         "API keys",
         # Always in the page, hidden until a key is made: the key is written into the field
         # by the browser (rx.set_value), so it never passes through (or stays in) state.
-        rx.box(
+        rx.el.div(
             rx.callout(
                 rx.vstack(
                     rx.el.label(
@@ -182,7 +182,7 @@ def _keys() -> rx.Component:
                 color_scheme="green",
                 width="100%",
             ),
-            display=rx.cond(AccountState.key_shown, "block", "none"),
+            hidden=~AccountState.key_shown,
             width="100%",
         ),
         rx.form(

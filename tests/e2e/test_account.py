@@ -25,6 +25,7 @@ def test_signed_out_visitor_is_sent_to_sign_in_and_back(live_app, phone) -> None
     first.get_by_label("Password").fill("wrong password!")
     first.get_by_role("button", name="Sign in").click()
     expect(first.get_by_role("alert")).to_contain_text("Wrong email or password")
+    first.get_by_label("Email").fill(email)  # the form came back from the server, empty
     first.get_by_label("Password").fill(PASSWORD)
     first.get_by_role("button", name="Sign in").click()
     expect(first).to_have_url(re.compile(r"/account/?$"), timeout=30_000)
@@ -74,6 +75,7 @@ def test_password_change_signs_out_other_browsers(live_app, phone, playwright_br
     expect(other.get_by_role("link", name=re.compile("Account:"))).to_be_visible(timeout=30_000)
 
     page.goto(live_app.url + "/account")
+    expect(page.get_by_text(email)).to_be_visible(timeout=30_000)  # the page is ready
     page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_label("New password", exact=True).fill("a brand new passphrase")
     page.get_by_label("Repeat new password").fill("a brand new passphrase")
@@ -93,6 +95,7 @@ def test_deleting_the_account_signs_out_and_forgets_the_person(live_app, phone) 
     page = phone.new_page()
     sign_up(page, live_app.url, email)
     page.goto(live_app.url + "/account")
+    expect(page.get_by_text(email)).to_be_visible(timeout=30_000)  # the page is ready
     page.get_by_label("Confirm email").fill("someone-else@example.com")
     page.get_by_role("button", name="Delete account").click()
     expect(page.get_by_role("alert")).to_contain_text("Type your email", timeout=30_000)

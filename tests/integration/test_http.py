@@ -73,7 +73,7 @@ EVIL = "https://evil.example"
 def test_every_page_and_route_sends_the_security_headers(live_app) -> None:  # type: ignore[no-untyped-def]
     answers = [
         httpx.get(live_app.url + "/"),
-        httpx.get(live_app.url + "/signin"),
+        httpx.get(live_app.url + "/signin", follow_redirects=True),
         httpx.get(live_app.url + "/ping"),
         httpx.get(live_app.url + "/files/abc/cutout.png"),
         httpx.get(live_app.url + "/verify?token=x"),
