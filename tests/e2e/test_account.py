@@ -21,7 +21,9 @@ def test_signed_out_visitor_is_sent_to_sign_in_and_back(live_app, phone) -> None
 
     first.goto(live_app.url + "/account")
     expect(first).to_have_url(re.compile(r"/signin\?next=(/|%2F)account"), timeout=30_000)
-    first.get_by_label("Email").fill(email)
+    # The address changes first; wait for the sign-in form itself before typing into it.
+    expect(first.get_by_role("heading", name="Sign in")).to_be_visible()
+    first.get_by_label("Email", exact=True).fill(email)
     first.get_by_label("Password").fill("wrong password!")
     first.get_by_role("button", name="Sign in").click()
     expect(first.get_by_role("alert")).to_contain_text("Wrong email or password")

@@ -530,14 +530,7 @@ class SignedIn:
     session_id: int
     # True when last_seen is old enough to be written again (in a writing unit of work).
     stale: bool
-    created_at: datetime | None = None
-
-
-def resolve_session(*, session: Session, clock: Clock, token: str) -> SignedIn | None:
-    """Who a token signs in; None when unknown, expired, revoked or deleted. Read-only."""
-    return resolve_session_ref(
-        session=session, clock=clock, ref=session_ref(token) if token else ""
-    )
+    created_at: datetime
 
 
 def resolve_session_ref(*, session: Session, clock: Clock, ref: str) -> SignedIn | None:
@@ -589,17 +582,12 @@ def sign_out_everywhere(
     return int(result.rowcount or 0)
 
 
-def password_hash_of(*, session: Session, account_id: int) -> str | None:
-    """The account's current hash (None: it signs in only through OAuth); AccountGone if gone."""
-    return _live_account(session, account_id).password_hash
-
-
 def owner_proven(check: SignInCheck, current: str, signed_in: SignedIn, now: datetime) -> bool:
     """The person at the keyboard owns the account: they know its password, or (an account
     without one, made through OAuth) they signed in within FRESH_SIGN_IN, else
     FreshSignInNeeded. Slow (argon2): call outside transactions."""
     if check.password_hash is None:
-        if signed_in.created_at is None or signed_in.created_at + FRESH_SIGN_IN <= now:
+        if signed_in.created_at + FRESH_SIGN_IN <= now:
             raise FreshSignInNeeded()
         return True
     return accounts.verify_password(check.password_hash, current)
