@@ -23,6 +23,7 @@ from app.services.identity import accounts, auth
 from app.services.mail import Outbox
 from app.settings import Settings
 from app.usecases import accounts as usecases
+from app.usecases.housekeeping import run_housekeeping
 from tests.mailbox import Mailbox
 
 PASSWORD = "correct horse battery"
@@ -153,6 +154,11 @@ def test_a_confirmation_link_expires(
         confirm(db, clock, link)
     with pytest.raises(auth.LinkInvalid):
         confirm(db, clock, link.replace("token=", "token=x"))
+    # A day later housekeeping forgets the link (it names an address).
+    clock.advance(timedelta(days=1, seconds=1))
+    assert run_housekeeping(db=db, settings=SETTINGS, clock=clock).links == 1
+    with reading(db) as session:
+        assert session.exec(select(EmailLink)).all() == []
 
 
 @pytest.mark.parametrize(

@@ -474,6 +474,13 @@ def _usable_link(
     return link, account
 
 
+def prune_email_links(*, session: Session, clock: Clock) -> int:
+    """Forget links a day past their expiry (they name an address); for a periodic sweep."""
+    horizon = clock.now() - timedelta(days=1)
+    result = session.exec(delete(EmailLink).where(col(EmailLink.expires_at) < horizon))
+    return int(result.rowcount or 0)
+
+
 def confirm_email(
     *, session: Session, clock: Clock, account: Account, trial_credits: int, lot_valid_days: int
 ) -> None:
