@@ -1,0 +1,227 @@
+"""Money becomes credits, over real HTTP: Cutout's Stripe routes (uvicorn) and localstripe with
+Cutout's extensions (tests/stripe_fake.py), which serves Checkout's payment page and delivers
+events signed with the webhook secret. Nothing in Cutout's billing code is patched."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from app.db import reading, writing
+from app.models.accounts import Plan
+from app.models.billing import PaymentStatus, Product, StripeEvent, StripePayment
+from app.models.ledger import LotScope, LotSource, Wallet
+from app.services.billing import entitlements, ledger
+from app.services.billing.pricing import MILLI, Feature
+from app.services.clock import FrozenClock, as_utc
+from app.settings import Settings
+from app.usecases import billing
+from tests.conftest import STRIPE_WEBHOOK_SECRET
+from tests.integration.stripe_shop import Shop, eventually, open_shop, path_of
+from tests.stripe_fake import FakeStripe
+
+CREDITS = MILLI
+TRIAL = 10 * CREDITS
+
+
+@pytest.fixture
+def shop(
+    db: Engine, settings: Settings, clock: FrozenClock, fake_stripe: FakeStripe
+) -> Iterator[Shop]:
+    with open_shop(db, settings, clock, fake_stripe) as opened:
+        yield opened
+
+
+def events_applied(shop: Shop) -> dict[str, str]:
+    with reading(shop.db) as session:
+        return {e.id: e.outcome for e in session.exec(select(StripeEvent)).all()}
+
+
+def payment(shop: Shop, ref: str) -> tuple[PaymentStatus, int | None]:
+    with reading(shop.db) as session:
+        row = session.get(StripePayment, ref)
+        assert row is not None
+        return row.status, row.lot_id
+
+
+def delivered(shop: Shop, event_type: str, count: int = 1) -> None:
+    """Wait until Cutout has applied `count` events of this type from the fake Stripe."""
+
+    def seen() -> bool:
+        ids = {e["id"] for e in shop.fake.events() if e["type"] == event_type}
+        return len(ids & events_applied(shop).keys()) >= count
+
+    eventually(seen, what=f"{count} {event_type} event(s) applied")
+
+
+def test_a_top_up_and_an_api_pack_each_grow_their_own_wallet_once(shop: Shop) -> None:
+    buyer = shop.new_account()
+
+    landed = shop.buy(buyer, Product.top_up)
+
+    assert path_of(landed) == "/?purchase=complete", "back where the purchase started"
+    assert shop.available(buyer) == {Wallet.web: TRIAL + 250 * CREDITS, Wallet.api: TRIAL}
+    top_up = shop.lots(buyer)[-1]
+    assert (top_up.source, top_up.scope, top_up.amount) == (
+        LotSource.top_up,
+        LotScope.web,
+        250 * CREDITS,
+    )
+    assert (top_up.paid_amount, top_up.paid_currency) == (1000, "usd")
+    assert top_up.payment_ref is not None and top_up.payment_ref.startswith("cs_")
+    assert as_utc(top_up.expires_at) - as_utc(top_up.issued_at) == timedelta(days=90)
+
+    shop.buy(buyer, Product.api_pack)
+    delivered(shop, "checkout.session.completed", 2)
+
+    # The return page and the webhook both saw each payment: still one lot each.
+    assert shop.available(buyer) == {
+        Wallet.web: TRIAL + 250 * CREDITS,
+        Wallet.api: TRIAL + 1000 * CREDITS,
+    }
+    sources = [lot.source for lot in shop.lots(buyer)]
+    assert sources == [LotSource.trial, LotSource.top_up, LotSource.api_pack]
+    with reading(shop.db) as session:
+        assert ledger.check_ledger(session=session) == []
+
+
+def test_basic_plan_renews_switches_to_standard_and_cancels(shop: Shop) -> None:
+    buyer = shop.new_account()
+    with writing(shop.db) as session:
+        entitlements.set_flag(
+            session=session, clock=shop.clock, name="object_removal", enabled=True
+        )
+
+    def may_remove_objects() -> bool:
+        with reading(shop.db) as session:
+            account = shop.account(buyer)
+            return entitlements.entitlement(
+                session=session, account=account, feature=Feature.object_removal
+            ).allowed
+
+    shop.buy(buyer, Product.basic)
+    delivered(shop, "invoice.paid")
+    assert shop.account(buyer).plan == Plan.basic
+    first = [lot for lot in shop.lots(buyer) if lot.source == LotSource.subscription]
+    assert [(lot.amount, lot.scope) for lot in first] == [(1000 * CREDITS, LotScope.web)]
+    assert as_utc(first[0].expires_at) - as_utc(first[0].issued_at) == timedelta(days=90)
+    assert not may_remove_objects(), "object removal is a Standard tool"
+
+    # A month later Stripe bills again: a second lot, the first one untouched.
+    shop.clock.advance(timedelta(days=31))
+    subscription = billing.overview(db=shop.db, settings=shop.settings, account_id=buyer)
+    sub_id = subscription.status.subscription_id
+    assert sub_id is not None and subscription.status.renews_on is not None
+    shop.fake.api("POST", f"/_test/subscriptions/{sub_id}/renew")
+    delivered(shop, "invoice.paid", 2)
+    monthly = [lot for lot in shop.lots(buyer) if lot.source == LotSource.subscription]
+    assert [lot.amount for lot in monthly] == [1000 * CREDITS, 1000 * CREDITS]
+    assert monthly[1].issued_at > monthly[0].issued_at
+    assert shop.available(buyer)[Wallet.web] == TRIAL + 2000 * CREDITS
+
+    status = billing.switch_plan(
+        db=shop.db,
+        clock=shop.clock,
+        settings=shop.settings,
+        client=shop.client,
+        account_id=buyer,
+        plan=Plan.standard,
+    )
+    assert status.plan == Plan.standard
+    assert shop.account(buyer).plan == Plan.standard
+    assert may_remove_objects(), "switching to Standard switches its tools on at once"
+    delivered(shop, "customer.subscription.updated", 2)
+    assert shop.account(buyer).plan == Plan.standard, "the webhook agrees with the switch"
+
+    status = billing.cancel_plan(
+        db=shop.db, clock=shop.clock, settings=shop.settings, client=shop.client, account_id=buyer
+    )
+    assert status.ends_on is not None and status.plan == Plan.standard, "it runs to period end"
+
+    # The period ends: Stripe ends the subscription instead of billing again.
+    shop.fake.api("POST", f"/_test/subscriptions/{sub_id}/renew")
+    delivered(shop, "customer.subscription.deleted")
+    assert shop.account(buyer).plan == Plan.free
+    assert not may_remove_objects()
+    monthly = [lot for lot in shop.lots(buyer) if lot.source == LotSource.subscription]
+    assert len(monthly) == 2, "no new lot after cancelling"
+    assert shop.available(buyer)[Wallet.web] == TRIAL + 2000 * CREDITS, "old lots intact"
+    with reading(shop.db) as session:
+        assert ledger.check_ledger(session=session) == []
+
+
+def test_every_event_replayed_five_times_changes_nothing(shop: Shop) -> None:
+    buyer = shop.new_account()
+    shop.buy(buyer, Product.top_up)
+    shop.buy(buyer, Product.basic)
+    delivered(shop, "invoice.paid")
+    delivered(shop, "checkout.session.completed", 2)
+    shop.fake.wait_for_deliveries()
+
+    def state() -> Any:
+        lots = [(lot.id, lot.amount, lot.remaining, lot.voided_at) for lot in shop.lots(buyer)]
+        return lots, shop.entry_count(), shop.account(buyer).plan, shop.available(buyer)
+
+    before = state()
+    events = shop.fake.events()
+    assert {"checkout.session.completed", "invoice.paid", "customer.subscription.created"} <= {
+        e["type"] for e in events
+    }
+    for event in events:
+        for _ in range(5):
+            response = shop.post_event(event)
+            assert response.status_code == 200, response.text
+    replies = [shop.post_event(event).json() for event in events]
+    assert all(reply["duplicate"] for reply in replies)
+    assert state() == before
+    assert len(events_applied(shop)) == len({e["id"] for e in events})
+
+
+def test_bad_or_expired_signatures_are_refused_and_change_nothing(shop: Shop) -> None:
+    buyer = shop.new_account()
+    cs_id = shop.checkout(buyer, Product.top_up).rsplit("/", 1)[-1]
+    # What an attacker would like Cutout to believe: that this checkout was paid.
+    forged = {
+        "id": "evt_forged",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(time.time()),
+        "data": {
+            "object": {
+                "id": cs_id,
+                "object": "checkout.session",
+                "mode": "payment",
+                "status": "complete",
+                "payment_status": "paid",
+                "amount_total": 1000,
+                "currency": "usd",
+            }
+        },
+    }
+    body = json.dumps(forged)
+    good_header = stripe.WebhookSignature.generate_signature_header(body, STRIPE_WEBHOOK_SECRET)
+    refusals = {
+        "wrong secret": shop.post_event(forged, secret="whsec_not_the_one"),
+        "older than 300 s": shop.post_event(forged, timestamp=int(time.time()) - 301),
+        "no signature": httpx.post(shop.url + "/stripe/webhook", content=body.encode()),
+        "altered body": httpx.post(
+            shop.url + "/stripe/webhook",
+            content=body.replace('"amount_total": 1000', '"amount_total": 1').encode(),
+            headers={"Stripe-Signature": good_header},
+        ),
+    }
+    for why, refused in refusals.items():
+        assert refused.status_code == 400, f"{why}: {refused.text}"
+        assert "signature" in refused.json()["error"].lower(), why
+    assert "evt_forged" not in events_applied(shop)
+    assert payment(shop, cs_id) == (PaymentStatus.open, None)
+    assert shop.available(buyer) == {Wallet.web: TRIAL, Wallet.api: TRIAL}
