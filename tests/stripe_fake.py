@@ -372,7 +372,10 @@ async def checkout_pay(request: web.Request) -> web.Response:
         session.payment_intent = intent.id
         _intent_sessions[intent.id] = session.id
         intent._confirm(on_failure_now=intent._report_failure)
-        session.payment_status = "paid" if intent.status == "succeeded" else "unpaid"
+        # localstripe reports a debit's charge as succeeded at once and settles it half a second
+        # later; Checkout calls it unpaid until it settles (then async_payment_succeeded).
+        settled = intent.status == "succeeded" and method.type == "card"
+        session.payment_status = "paid" if settled else "unpaid"
     else:
         subscription = ls.Subscription(
             customer=session.customer,
@@ -589,6 +592,10 @@ class FakeStripe:
         httpx.post(
             self.url + "/_config/webhooks/cutout", data={"url": url, "secret": secret}
         ).raise_for_status()
+
+    def stop_sending(self) -> None:
+        """Deliver no more events: a test then hands them to Cutout itself, in its own order."""
+        webhooks._webhooks.clear()
 
     def api(self, method: str, path: str, **params: Any) -> Any:
         response = httpx.request(

@@ -140,6 +140,28 @@ def path_of(location: str) -> str:
 
 
 @contextmanager
+def serve(app: Any, port: int) -> Iterator[str]:
+    """An ASGI app on 127.0.0.1:`port` (uvicorn, in a thread) for the length of the block."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="shop", daemon=True)
+    thread.start()
+    eventually(lambda: server.started, 30, "the server to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def shop_routes(db: Engine, settings: Settings, clock: FrozenClock, client: Any) -> Starlette:
+    return Starlette(
+        routes=stripe_routes(
+            db=lambda: db, clock=lambda: clock, settings=lambda: settings, client=lambda: client
+        )
+    )
+
+
+@contextmanager
 def open_shop(
     db: Engine, settings: Settings, clock: FrozenClock, fake_stripe: FakeStripe
 ) -> Iterator[Shop]:
@@ -156,19 +178,7 @@ def open_shop(
         }
     )
     client = make_client(FakeStripe.SECRET_KEY, fake_stripe.url)
-    app = Starlette(
-        routes=stripe_routes(
-            db=lambda: db, clock=lambda: clock, settings=lambda: settings, client=lambda: client
-        )
-    )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="shop", daemon=True)
-    thread.start()
-    eventually(lambda: server.started, 30, "the shop to start")
-    billing.sync_stripe(settings=settings)
-    fake_stripe.send_events_to(url + "/stripe/webhook", STRIPE_WEBHOOK_SECRET)
-    try:
+    with serve(shop_routes(db, settings, clock, client), port):
+        billing.sync_stripe(settings=settings)
+        fake_stripe.send_events_to(url + "/stripe/webhook", STRIPE_WEBHOOK_SECRET)
         yield Shop(url, db, clock, settings, client, fake_stripe)
-    finally:
-        server.should_exit = True
-        thread.join(10)
