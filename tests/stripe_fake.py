@@ -44,8 +44,19 @@ FAILING_IBAN = "DE62370400440532013001"  # the debit fails half a second later
 _intent_sessions: dict[str, str] = {}  # payment intent id -> Checkout session id
 
 
+_deliveries: set[asyncio.Future[None]] = set()
+
+
+def _track_delivery(event: ls.Event) -> None:
+    """localstripe's schedule_webhook, remembering the delivery so a reset can cancel it: an
+    event of one test must not reach the next test's webhook."""
+    delivery = asyncio.ensure_future(webhooks._send_webhook(event))
+    _deliveries.add(delivery)
+    delivery.add_done_callback(_deliveries.discard)
+
+
 def _schedule(kind: str, obj: ls.StripeObject) -> None:
-    webhooks.schedule_webhook(ls.Event(kind, obj))
+    _track_delivery(ls.Event(kind, obj))
 
 
 def _bool(value: Any) -> bool | None:
@@ -528,6 +539,8 @@ def install() -> None:
         return
     # State in memory only: never the shared /tmp/localstripe.pickle.
     ls.store.dump_to_disk = lambda: None  # type: ignore[method-assign]
+    ls.schedule_webhook = _track_delivery
+    webhooks.schedule_webhook = _track_delivery
     localstripe_app.middlewares.insert(0, _public_test_pages)
     router = localstripe_app.router
     router.add_post("/v1/prices", _bind(_create, Price))
@@ -545,6 +558,12 @@ def install() -> None:
     router.add_get("/_test/portal/{id}", portal_page)
     router.add_post("/_test/subscriptions/{id}/renew", renew_subscription)
     _installed = True
+
+
+async def _cancel_deliveries() -> None:
+    for delivery in list(_deliveries):
+        delivery.cancel()
+    await asyncio.gather(*_deliveries, return_exceptions=True)
 
 
 class FakeStripe:
@@ -583,9 +602,10 @@ class FakeStripe:
         self._thread.join(10)
 
     def reset(self) -> None:
-        """Forget every object, event and webhook endpoint."""
-        httpx.delete(self.url + "/_config/data").raise_for_status()
+        """Forget every object, event, endpoint and delivery still on its way."""
         webhooks._webhooks.clear()
+        asyncio.run_coroutine_threadsafe(_cancel_deliveries(), self._loop).result(10)
+        httpx.delete(self.url + "/_config/data").raise_for_status()
         _intent_sessions.clear()
 
     def send_events_to(self, url: str, secret: str) -> None:

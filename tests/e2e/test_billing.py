@@ -125,3 +125,41 @@ def spend_the_trial(live_app, email: str) -> None:  # type: ignore[no-untyped-de
                 )
     finally:
         engine.dispose()
+
+
+def test_a_phone_subscribes_then_manages_the_plan_on_the_account_page(  # type: ignore[no-untyped-def]
+    live_app, phone, stripe_ready
+) -> None:
+    page = phone.new_page()
+    sign_up(page, live_app.url, new_email())
+    page.goto(live_app.url + "/pricing")
+    page.get_by_role("button", name="Subscribe to Basic").click()
+    pay_on_checkout(page, stripe_ready)
+    expect(page.get_by_text("Your plan")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("link", name="Account: 1,010 credits")).to_be_visible()
+
+    page.goto(live_app.url + "/account")
+    expect(page.get_by_text(re.compile(r"Renews on \d{4}-\d\d-\d\d"))).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Switch to standard").click()
+    expect(page.get_by_text("You are now on the Standard plan")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Cancel plan").click()
+    expect(page.get_by_text(re.compile(r"the plan ends on \d{4}-\d\d-\d\d"))).to_be_visible(
+        timeout=30_000
+    )
+    page.screenshot(path=str(ARTIFACTS / "billing-account-cancelled.png"), full_page=True)
+    page.get_by_role("button", name="Keep my plan").click()
+    expect(page.get_by_text(re.compile(r"Renews on"))).to_be_visible(timeout=30_000)
+
+    # Stripe cannot charge the next month: the account page says so.
+    subscription = stripe_ready.api("GET", "/v1/subscriptions")["data"][0]["id"]
+    stripe_ready.api("POST", f"/_test/subscriptions/{subscription}/renew?outcome=declined_card")
+    time.sleep(3)  # the events reach the webhook about a second later
+    page.reload()
+    expect(page.get_by_role("alert").filter(has_text="Payment failed")).to_be_visible(
+        timeout=30_000
+    )
+
+    page.get_by_role("button", name="Payment methods and invoices").click()
+    expect(page.get_by_role("heading", name="Billing portal")).to_be_visible(timeout=30_000)
+    page.get_by_role("link", name="Return to Cutout").click()
+    expect(page).to_have_url(re.compile(r"/account/?$"), timeout=30_000)

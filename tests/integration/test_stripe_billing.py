@@ -54,6 +54,16 @@ def shop(
         yield opened
 
 
+@pytest.fixture
+def pg_shop(
+    pg_db: Engine, settings: Settings, clock: FrozenClock, fake_stripe: FakeStripe
+) -> Iterator[Shop]:
+    """The same shop on PostgreSQL, where concurrent deliveries are not serialised by SQLite's
+    single writer: the billing code's own account lock must keep them apart."""
+    with open_shop(pg_db, settings, clock, fake_stripe) as opened:
+        yield opened
+
+
 def events_applied(shop: Shop) -> dict[str, str]:
     with reading(shop.db) as session:
         return {e.id: e.outcome for e in session.exec(select(StripeEvent)).all()}
@@ -172,8 +182,16 @@ def test_basic_plan_renews_switches_to_standard_and_cancels(shop: Shop) -> None:
         assert ledger.check_ledger(session=session) == []
 
 
-def test_every_event_replayed_five_times_changes_nothing(shop: Shop) -> None:
-    buyer = shop.new_account()
+@pytest.mark.postgres
+def test_on_postgresql_payments_seen_by_racing_deliveries_grant_once(pg_shop: Shop) -> None:
+    test_a_top_up_and_an_api_pack_each_grow_their_own_wallet_once(pg_shop)
+    test_every_event_replayed_five_times_changes_nothing(pg_shop, buyer_email="second@example.com")
+
+
+def test_every_event_replayed_five_times_changes_nothing(
+    shop: Shop, buyer_email: str = "buyer@example.com"
+) -> None:
+    buyer = shop.new_account(buyer_email)
     shop.buy(buyer, Product.top_up)
     shop.buy(buyer, Product.basic)
     delivered(shop, "invoice.paid")
@@ -196,7 +214,7 @@ def test_every_event_replayed_five_times_changes_nothing(shop: Shop) -> None:
     replies = [shop.post_event(event).json() for event in events]
     assert all(reply["duplicate"] for reply in replies)
     assert state() == before
-    assert len(events_applied(shop)) == len({e["id"] for e in events})
+    assert {e["id"] for e in events} <= events_applied(shop).keys()
 
 
 def test_bad_or_expired_signatures_are_refused_and_change_nothing(shop: Shop) -> None:

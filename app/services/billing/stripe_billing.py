@@ -599,6 +599,12 @@ def resolve_account(
     return account
 
 
+def _lock_account(session: Session, account_id: int) -> None:
+    """Serialise an account's billing writes (PostgreSQL; SQLite's writer lock already does):
+    two deliveries about one payment must not both create its row or both grant."""
+    session.exec(select(Account.id).where(Account.id == account_id).with_for_update()).first()
+
+
 def link_customer(*, session: Session, account: Account, customer_id: str) -> None:
     if account.stripe_customer_id is None:
         account.stripe_customer_id = customer_id
@@ -742,6 +748,8 @@ def apply_checkout(
     )
     if account is None or account.id is None:
         return f"ignored: no account for checkout {checkout.id}"
+    _lock_account(session, account.id)
+    payment = session.get(StripePayment, checkout.id, populate_existing=True)
     product = payment.product if payment else checkout.product
     if product is None:
         return f"ignored: checkout {checkout.id} is not for a Cutout product"
@@ -823,6 +831,8 @@ def apply_subscription(
         account_id = account.id if account else None
     if account_id is None:
         return f"ignored: no account for subscription {subscription.id}"
+    _lock_account(session, account_id)
+    row = session.get(StripeSubscription, subscription.id, populate_existing=True)
     plan = subscription.plan or (row.plan if row else None)
     if plan is None:
         return f"ignored: subscription {subscription.id} is not for a Cutout plan"
@@ -876,6 +886,7 @@ def apply_paid_invoice(
     row = session.get(StripeSubscription, invoice.subscription) if invoice.subscription else None
     if row is None:
         return f"ignored: invoice {invoice.id} is not for a known subscription"
+    _lock_account(session, row.account_id)
     if row.payment_failed:
         row.payment_failed = False
         row.updated_at = clock.now()
@@ -929,6 +940,10 @@ def apply_refund(
     """Void the unspent rest of the lot that payment bought; credits already spent or held by
     running work stay spent. A refund seen before its payment marks it so it never grants."""
     payment = session.get(StripePayment, ref)
+    owner = payment.account_id if payment else account_id
+    if owner is not None:
+        _lock_account(session, owner)
+        payment = session.get(StripePayment, ref, populate_existing=True)
     if payment is None:
         if account_id is None or product is None:
             return f"ignored: refund of unknown payment {ref}"
