@@ -11,11 +11,13 @@ import pytest
 import stripe
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from app import routes
 from app.db import reading, writing
 from app.models.accounts import Account, Plan
 from app.models.billing import PaymentStatus, Product, StripePayment
+from app.models.ledger import CreditLot, LotSource
 from app.services.billing import ledger
 from app.services.billing.entitlements import PlanCatalog
 from app.services.billing.stripe_billing import (
@@ -25,6 +27,7 @@ from app.services.billing.stripe_billing import (
     StripeConfig,
     SubscriptionFacts,
     apply_checkout,
+    apply_paid_invoice,
     apply_refund,
     apply_subscription,
     product_of_price,
@@ -249,3 +252,70 @@ def test_the_plan_is_the_highest_live_subscription_and_free_without_one(
     assert plan_after(sub("sub_b", "cutout_standard_monthly", "past_due")) == Plan.standard
     assert plan_after(sub("sub_b", "cutout_standard_monthly", "canceled")) == Plan.basic
     assert plan_after(sub("sub_a", "cutout_basic_monthly", "unpaid")) == Plan.free
+
+
+def test_a_plans_first_invoice_grants_once_whether_checkout_or_invoice_paid_says_so(
+    db: Engine, clock: FrozenClock
+) -> None:
+    buyer = _buyer(db, clock)
+    subscription = SubscriptionFacts.parse(
+        {
+            "id": "sub_9",
+            "customer": "cus_1",
+            "status": "active",
+            "latest_invoice": "in_9",
+            "items": {
+                "data": [{"id": "si", "price": {"id": "p", "lookup_key": "cutout_basic_monthly"}}]
+            },
+        },
+        {},
+    )
+    # This API version's Checkout session does not name the invoice; the subscription does.
+    checkout = CheckoutFacts.parse(
+        {
+            "id": "cs_9",
+            "mode": "subscription",
+            "status": "complete",
+            "payment_status": "paid",
+            "customer": "cus_1",
+            "subscription": "sub_9",
+            "amount_total": 3000,
+            "currency": "usd",
+            "metadata": {"cutout_account_id": str(buyer), "cutout_product": "basic"},
+        }
+    )
+    invoice = InvoiceFacts.parse(
+        {
+            "id": "in_9",
+            "customer": "cus_1",
+            "subscription": "sub_9",
+            "billing_reason": "subscription_create",
+            "amount_paid": 3000,
+            "currency": "usd",
+        },
+        {},
+    )
+    with writing(db) as session:
+        apply_checkout(
+            session=session,
+            clock=clock,
+            catalog=PlanCatalog(),
+            checkout=checkout,
+            subscription=subscription,
+        )
+    with writing(db) as session:
+        apply_paid_invoice(
+            session=session,
+            clock=clock,
+            catalog=PlanCatalog(),
+            invoice=invoice,
+            subscription=subscription,
+        )
+    with reading(db) as session:
+        lots = session.exec(select(CreditLot).where(CreditLot.account_id == buyer)).all()
+        account = session.get(Account, buyer)
+        assert account is not None and account.plan == Plan.basic
+        subscription_lots = [lot for lot in lots if lot.source == LotSource.subscription]
+        assert [(lot.amount, lot.payment_ref, lot.paid_amount) for lot in subscription_lots] == [
+            (1_000_000, "in_9", 3000)
+        ]

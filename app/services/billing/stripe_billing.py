@@ -176,6 +176,7 @@ class SubscriptionFacts:
     status: str
     product: Product | None
     item_id: str | None
+    latest_invoice: str | None
     cancel_at_period_end: bool
     current_period_end: datetime | None
     account_hint: int | None  # metadata cutout_account_id, set when Checkout created it
@@ -199,6 +200,7 @@ class SubscriptionFacts:
             status=str(sub.get("status") or "incomplete"),
             product=product_of_price(price, configured),
             item_id=item.get("id"),
+            latest_invoice=_id_of(sub.get("latest_invoice")),
             cancel_at_period_end=scheduled,
             current_period_end=_time(sub.get("cancel_at") or period_end),
             account_hint=_account_hint(sub.get("metadata")),
@@ -765,11 +767,13 @@ def apply_checkout(
         )
     if payment.status in (PaymentStatus.paid, PaymentStatus.refunded):
         return f"checkout {checkout.id} already {payment.status.value}"
+    # A plan's first month is its first invoice: the lot is keyed on the invoice, like
+    # invoice.paid's. Checkout names it in some API versions; the subscription always does.
+    first_invoice = checkout.invoice or (subscription.latest_invoice if subscription else None)
     if checkout.paid:
-        if product.plan and checkout.invoice:
-            # A plan's first month is its first invoice: keyed on the invoice, like invoice.paid.
+        if product.plan and first_invoice:
             invoice = _payment_row(
-                session, clock, ref=checkout.invoice, account_id=account.id, product=product
+                session, clock, ref=first_invoice, account_id=account.id, product=product
             )
             grant_for_payment(
                 session=session,
