@@ -97,11 +97,6 @@ class Settings(BaseSettings):
         return self.data_dir / "results"
 
     @property
-    def upload_tmp_dir(self) -> Path:
-        """Where Reflex's own upload folder points; Cutout never serves files from it."""
-        return self.data_dir / "upload-tmp"
-
-    @property
     def billing_enabled(self) -> bool:
         """Stripe takes payments only with both secrets: without the webhook's, no renewal,
         refund or failed payment would ever reach the ledger."""
