@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from app import routes, runtime
 from app.api.files import file_routes
 from app.api.oauth import oauth_routes
+from app.api.stripe import stripe_routes
 from app.api.upload_limit import UploadLimitMiddleware
 from app.components.shell import page_shell
 from app.pages.account import account
@@ -61,6 +62,12 @@ app = rx.App(
                 db=runtime.db,
                 clock=runtime.clock,
                 settings=runtime.settings,
+            )
+            + stripe_routes(
+                db=runtime.db,
+                clock=runtime.clock,
+                settings=runtime.settings,
+                client=runtime.stripe_client,
             )
         ),
         _limit_uploads,

@@ -2,6 +2,13 @@
 
 from app.models.accounts import Account, Plan
 from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
+from app.models.billing import (
+    PaymentStatus,
+    Product,
+    StripeEvent,
+    StripePayment,
+    StripeSubscription,
+)
 from app.models.jobs import CutoutJob, JobStatus
 from app.models.ledger import (
     CreditLot,
@@ -27,10 +34,15 @@ __all__ = [
     "LotScope",
     "LotSource",
     "OAuthIdentity",
+    "PaymentStatus",
     "Plan",
+    "Product",
     "Reservation",
     "ReservationStatus",
     "SignInAttempt",
+    "StripeEvent",
+    "StripePayment",
+    "StripeSubscription",
     "UserSession",
     "Wallet",
 ]
