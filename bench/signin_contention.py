@@ -57,10 +57,10 @@ def environment(data_dir: Path) -> dict[str, str]:
 def prepare(data_dir: Path) -> tuple[str, str]:
     """An account with one uploaded photo: (session token, job id). Runs in the data folder."""
     os.environ.update(environment(data_dir))
+    from app.db import engine_for
     from app.services.clock import SystemClock
     from app.settings import get_settings
     from app.usecases import accounts, cutouts
-    from app.db import engine_for
 
     settings = get_settings()
     db = engine_for(settings.db_url)
@@ -93,11 +93,11 @@ def attack(data_dir: str, attackers: int, seconds: float, ready, counter) -> Non
     write of its attempt rows.
     """
     os.environ.update(environment(Path(data_dir)))
+    from app.db import engine_for
     from app.services.clock import SystemClock
     from app.services.identity.auth import AuthError
     from app.settings import get_settings
     from app.usecases import accounts
-    from app.db import engine_for
 
     settings = get_settings()
     db = engine_for(settings.db_url)
