@@ -16,6 +16,7 @@ from app.api.files import file_routes
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.oauth import oauth_routes
 from app.api.sessions import SessionCookieMiddleware
+from app.api.stripe import stripe_routes
 from app.api.upload_limit import UploadLimitMiddleware
 from app.components.shell import page_shell
 from app.pages.account import account
@@ -84,6 +85,12 @@ app = rx.App(
                 db=runtime.db,
                 clock=runtime.clock,
                 settings=runtime.settings,
+            )
+            + stripe_routes(
+                db=runtime.db,
+                clock=runtime.clock,
+                settings=runtime.settings,
+                client=runtime.stripe_client,
             )
         ),
         _limit_uploads,

@@ -26,6 +26,16 @@ FORGOT_POST = AUTH + "/forgot"
 RESET_POST = AUTH + "/reset"
 VERIFY_POST = AUTH + "/verify"
 RESEND_POST = AUTH + "/resend"
+STRIPE = "/stripe"
+STRIPE_WEBHOOK = STRIPE + "/webhook"
+# Where Stripe Checkout sends the browser back after paying.
+STRIPE_CHECKOUT_RETURN = STRIPE + "/checkout/return"
+
+# Anchors
+API_PACKS_ANCHOR = "api-packs"
+
+# The query parameter a page reads to say how a purchase went ("complete", "pending", ...).
+PURCHASE_PARAM = "purchase"
 
 # The browser's session cookie: a random token whose hash the server keeps. HttpOnly: page
 # scripts never see it, and it never enters Reflex state (see app/web_session.py).
@@ -60,6 +70,23 @@ def oauth_callback_path(provider: str) -> str:
     return f"{AUTH}/{provider}/callback"
 
 
+def checkout_return_url(public_url: str) -> str:
+    """Stripe fills in {CHECKOUT_SESSION_ID} itself."""
+    return f"{public_url.rstrip('/')}{STRIPE_CHECKOUT_RETURN}?session_id={{CHECKOUT_SESSION_ID}}"
+
+
+def with_purchase_outcome(path: str, outcome: str) -> str:
+    """`path` with the purchase outcome in its query, replacing an earlier one."""
+    parts = urlsplit(path)
+    query = [
+        pair
+        for pair in parts.query.split("&")
+        if pair and not pair.startswith(PURCHASE_PARAM + "=")
+    ]
+    query.append(f"{PURCHASE_PARAM}={quote(outcome)}")
+    return parts.path + "?" + "&".join(query)
+
+
 def safe_next(raw: str | None, default: str = HOME) -> str:
     """A same-site path to return to; other hosts, schemes, //x or control characters give the
     default, so a sign-in link can never bounce people to another site."""
@@ -68,6 +95,6 @@ def safe_next(raw: str | None, default: str = HOME) -> str:
     if any(ord(ch) < 0x20 or ch == "\\" for ch in raw):
         return default
     parts = urlsplit(raw)
-    if parts.scheme or parts.netloc or raw.startswith(f"{AUTH}/"):
+    if parts.scheme or parts.netloc or raw.startswith((f"{AUTH}/", f"{STRIPE}/")):
         return default
     return raw

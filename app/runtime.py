@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import stripe
 from sqlalchemy import Engine
 
 from app.db import engine_for
+from app.services.billing.stripe_billing import StripeConfig, make_client
 from app.services.clock import Clock, SystemClock
 from app.services.identity.oauth import OAuthConfig
 from app.services.mail import Outbox
@@ -48,3 +50,15 @@ def oauth_config() -> OAuthConfig:
         oidc_client_id=s.oidc_client_id,
         oidc_client_secret=s.oidc_client_secret.get_secret_value(),
     )
+
+
+def stripe_client() -> stripe.StripeClient | None:
+    """The Stripe client, or None while billing is not configured."""
+    config = StripeConfig.from_settings(get_settings())
+    return _stripe_client(config.secret_key, config.api_base) if config.enabled else None
+
+
+@lru_cache(maxsize=2)
+def _stripe_client(secret_key: str, api_base: str) -> stripe.StripeClient:
+    # One client per process: it keeps its HTTP connections open between calls.
+    return make_client(secret_key, api_base)

@@ -87,6 +87,18 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Stored-but-unprocessed uploads per account."
     )
 
+    # Stripe billing: off while the secret key or the webhook secret is empty.
+    stripe_secret_key: SecretStr = Field(default=SecretStr(""), description="sk_live_/sk_test_")
+    stripe_webhook_secret: SecretStr = Field(default=SecretStr(""), description="whsec_")
+    stripe_api_base: str = Field(
+        default="https://api.stripe.com", description="Stripe's API; tests use localstripe."
+    )
+    # Price ids; an empty one is looked up by its lookup key (see `cutout-admin stripe sync`).
+    stripe_price_basic: str = ""
+    stripe_price_standard: str = ""
+    stripe_price_topup: str = ""
+    stripe_price_api_pack: str = ""
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -105,9 +117,13 @@ class Settings(BaseSettings):
         return self.data_dir / "results"
 
     @property
-    def upload_tmp_dir(self) -> Path:
-        """Where Reflex's own upload folder points; Cutout never serves files from it."""
-        return self.data_dir / "upload-tmp"
+    def billing_enabled(self) -> bool:
+        """Stripe takes payments only with both secrets: without the webhook's, no renewal,
+        refund or failed payment would ever reach the ledger."""
+        return bool(
+            self.stripe_secret_key.get_secret_value()
+            and self.stripe_webhook_secret.get_secret_value()
+        )
 
     @property
     def mail_sender(self) -> str:

@@ -134,7 +134,31 @@ def oidc_provider() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def live_app(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> Iterator[LiveApp]:
+def fake_stripe():  # type: ignore[no-untyped-def]
+    """localstripe with Cutout's extensions (tests/stripe_fake.py) on 127.0.0.1, for the run."""
+    from tests.stripe_fake import FakeStripe
+
+    server = FakeStripe(free_port()).start()
+    yield server
+    server.stop()
+
+
+STRIPE_WEBHOOK_SECRET = "whsec_test_" + uuid.uuid4().hex
+
+
+def stripe_env(fake_stripe) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The settings that point Cutout's billing at the fake Stripe."""
+    return {
+        "CUTOUT_STRIPE_SECRET_KEY": fake_stripe.SECRET_KEY,
+        "CUTOUT_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        "CUTOUT_STRIPE_API_BASE": fake_stripe.url,
+    }
+
+
+@pytest.fixture(scope="session")
+def live_app(
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: str, fake_stripe
+) -> Iterator[LiveApp]:
     import signal
     import subprocess
     import time
@@ -159,6 +183,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> It
         CUTOUT_OIDC_DISCOVERY_URL=f"{oidc_provider}/.well-known/openid-configuration",
         CUTOUT_OIDC_CLIENT_ID="cutout-e2e",
         CUTOUT_OIDC_CLIENT_SECRET="cutout-e2e-secret",
+        **stripe_env(fake_stripe),
     )
     subprocess.run(
         [str(VENV_BIN / "cutout-setup"), "--skip-model", "--skip-warm"],

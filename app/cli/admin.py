@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
+import stripe
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -17,11 +18,12 @@ from app.models.ledger import LotScope
 from app.services.billing import ledger
 from app.services.billing.entitlements import UnknownFlag
 from app.services.billing.pricing import MILLI, format_credits
+from app.services.billing.stripe_billing import LOOKUP_KEYS, BillingError
 from app.services.clock import Clock, SystemClock
 from app.services.identity.accounts import AccountError
 from app.services.identity.auth import AuthError
 from app.settings import Settings, get_settings
-from app.usecases import operator
+from app.usecases import billing, operator
 from app.usecases.operator import OperatorError
 
 
@@ -89,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     flag_set.add_argument("name")
     flag_set.add_argument("state", choices=["on", "off"])
     flag_set.set_defaults(run=flags_set)
+
+    payments = groups.add_parser("stripe", help="Stripe billing").add_subparsers(
+        dest="command", required=True
+    )
+    payments.add_parser(
+        "sync", help="create or update Cutout's products and prices in Stripe (idempotent)"
+    ).set_defaults(run=stripe_sync)
 
     checks = groups.add_parser("ledger", help="the ledger").add_subparsers(
         dest="command", required=True
@@ -170,6 +179,15 @@ def flags_set(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
     return 0
 
 
+def stripe_sync(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    for synced in billing.sync_stripe(settings=settings):
+        print(
+            f"{synced.product.value}\t{synced.price_id}\t{synced.action}"
+            f"\tlookup key {LOOKUP_KEYS[synced.product]}"
+        )
+    return 0
+
+
 def ledger_check(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
     problems = operator.check_ledger(db=db)
     for problem in problems:
@@ -189,13 +207,25 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     run: Command = args.run
     try:
         return run(engine, clock or SystemClock(), settings, args)
-    except (OperatorError, AccountError, AuthError, ledger.LedgerError, UnknownFlag) as error:
+    except (
+        OperatorError,
+        AccountError,
+        AuthError,
+        ledger.LedgerError,
+        UnknownFlag,
+        BillingError,
+    ) as error:
         # The unit of work has rolled back: a refused command changes nothing.
         print(f"cutout-admin: error: {error}", file=sys.stderr)
         return 1
     except (OperationalError, ProgrammingError) as error:
         reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
         print(f"cutout-admin: database not ready ({reason}); run cutout-setup", file=sys.stderr)
+        return 1
+    except stripe.StripeError as error:
+        print(
+            f"cutout-admin: error: Stripe refused: {error.user_message or error}", file=sys.stderr
+        )
         return 1
     finally:
         engine.dispose()

@@ -11,6 +11,13 @@ from app.models.auth import (
     TrialClaim,
     UserSession,
 )
+from app.models.billing import (
+    PaymentStatus,
+    Product,
+    StripeEvent,
+    StripePayment,
+    StripeSubscription,
+)
 from app.models.jobs import CutoutJob, JobStatus
 from app.models.ledger import (
     CreditLot,
@@ -39,10 +46,15 @@ __all__ = [
     "LotScope",
     "LotSource",
     "OAuthIdentity",
+    "PaymentStatus",
     "Plan",
+    "Product",
     "Reservation",
     "ReservationStatus",
     "SignInAttempt",
+    "StripeEvent",
+    "StripePayment",
+    "StripeSubscription",
     "TrialClaim",
     "UserSession",
     "Wallet",

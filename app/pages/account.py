@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
+from app.components.purchase import purchase_feedback
 from app.components.shell import page_shell
 from app.pages.auth import post_form
 from app.state.account import NEW_KEY_FIELD, AccountState
@@ -52,7 +53,6 @@ def _feedback() -> rx.Component:
 def _wallets() -> rx.Component:
     return _section(
         "Credits",
-        rx.text("Plan: ", rx.text.strong(AccountState.plan), size="2"),
         rx.grid(
             rx.foreach(
                 AccountState.wallets,
@@ -81,6 +81,96 @@ def _wallets() -> rx.Component:
             ],
         ),
         rx.link("Buy credits", href=routes.PRICING),
+    )
+
+
+def _plan() -> rx.Component:
+    """The plan and its billing: status, the Stripe portal, switching, cancelling."""
+    subscribed = rx.vstack(
+        rx.cond(
+            AccountState.payment_failed,
+            rx.callout(
+                "Payment failed: Stripe could not charge your card for this month. Update your "
+                "card in the billing portal; Stripe retries it.",
+                icon="credit-card",
+                color_scheme="red",
+                role="alert",
+                width="100%",
+            ),
+        ),
+        rx.cond(AccountState.plan_line != "", rx.text(AccountState.plan_line, size="2")),
+        rx.flex(
+            rx.cond(
+                AccountState.cancel_scheduled,
+                rx.button(
+                    "Keep my plan",
+                    on_click=AccountState.resume_plan,
+                    loading=AccountState.billing_busy,
+                    variant="soft",
+                ),
+                rx.fragment(
+                    rx.button(
+                        "Switch to ",
+                        rx.text(AccountState.switch_to, as_="span", text_transform="capitalize"),
+                        on_click=AccountState.switch_plan(AccountState.switch_to),
+                        loading=AccountState.billing_busy,
+                        variant="soft",
+                    ),
+                    rx.button(
+                        "Cancel plan",
+                        on_click=AccountState.cancel_plan,
+                        loading=AccountState.billing_busy,
+                        variant="soft",
+                        color_scheme="red",
+                    ),
+                ),
+            ),
+            gap="2",
+            wrap="wrap",
+        ),
+        rx.text(
+            "Cancelling stops the monthly credits at the end of the period; credits you already "
+            "have stay valid for their own 90 days.",
+            size="1",
+            color_scheme="gray",
+        ),
+        width="100%",
+        spacing="3",
+    )
+    return _section(
+        "Plan and billing",
+        rx.text(
+            "Plan: ",
+            rx.text.strong(AccountState.plan, text_transform="capitalize"),
+            size="3",
+        ),
+        rx.cond(
+            AccountState.billing_ready,
+            rx.vstack(
+                rx.cond(
+                    AccountState.has_subscription,
+                    subscribed,
+                    rx.link("See plans and top-ups", href=routes.PRICING, size="2"),
+                ),
+                rx.cond(
+                    AccountState.has_customer,
+                    rx.button(
+                        rx.icon("external-link", size=14),
+                        "Payment methods and invoices",
+                        on_click=AccountState.open_portal,
+                        loading=AccountState.billing_busy,
+                        variant="outline",
+                    ),
+                ),
+                width="100%",
+                spacing="3",
+            ),
+            rx.text(
+                "Billing is not set up on this server: the operator adds credits.",
+                size="2",
+                color_scheme="gray",
+            ),
+        ),
     )
 
 
@@ -288,6 +378,8 @@ def account() -> rx.Component:
         rx.heading("Your account", size="7"),
         rx.text(AccountState.account_email, color_scheme="gray"),
         _feedback(),
+        purchase_feedback(),
+        _plan(),
         _wallets(),
         _jobs(),
         _keys(),

@@ -7,7 +7,9 @@ import reflex as rx
 from app import routes
 from app.components.before_after import before_after
 from app.components.dropzone import dropzone
+from app.components.purchase import purchase_feedback, top_up_offer
 from app.components.shell import page_shell
+from app.services.billing.entitlements import PlanCatalog
 from app.settings import get_settings
 from app.state.cutout import UPLOAD_ID, CutoutState
 
@@ -99,20 +101,23 @@ def _quote() -> rx.Component:
                 size="3",
             ),
             rx.callout(
-                rx.text(
-                    "Not enough credits for this photo: it costs ",
-                    CutoutState.cost_label,
-                    " and you have ",
-                    CutoutState.balance_label,
-                    ". ",
-                    rx.link("Top up credits", href=routes.PRICING),
-                    ".",
+                rx.vstack(
+                    rx.text(
+                        "Not enough credits for this photo: it costs ",
+                        CutoutState.cost_label,
+                        " and you have ",
+                        CutoutState.balance_label,
+                        ". Top up and come straight back to it.",
+                    ),
+                    top_up_offer(PlanCatalog.from_settings(get_settings())),
+                    spacing="2",
                 ),
                 icon="coins",
                 color_scheme="amber",
                 width="100%",
             ),
         ),
+        purchase_feedback(),
         rx.button(
             "Choose another photo", on_click=CutoutState.start_over, variant="soft", size="2"
         ),

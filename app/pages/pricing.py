@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app import routes
+from app.components.purchase import api_packs, buy_button, format_price, purchase_feedback
+from app.models.billing import Product
 from app.services.billing.entitlements import EVERY_PLAN_FEATURES, PlanCatalog, PlanOffer
 from app.services.billing.pricing import (
     FEATURE_LABELS,
@@ -19,9 +22,8 @@ from app.services.billing.pricing import (
     format_credits,
 )
 from app.settings import get_settings
+from app.state.billing import PurchaseState
 from app.state.pricing import PricingState
-
-BILLING_NOT_READY = "Billing is not set up yet"
 
 # Typical inputs: a small web image, a laptop screenshot, a phone photo, the largest accepted.
 SAMPLE_SIZES: tuple[tuple[str, int, int], ...] = (
@@ -39,11 +41,6 @@ OPTION_COLUMNS: tuple[tuple[str, tuple[Feature, ...]], ...] = (
 )
 
 
-def format_price(cents: int) -> str:
-    dollars, rest = divmod(cents, 100)
-    return f"${dollars:,}" if not rest else f"${dollars:,}.{rest:02d}"
-
-
 def _credits(milli: int) -> str:
     return f"{format_credits(milli)} credits"
 
@@ -53,8 +50,17 @@ def _megapixels(pixels: int) -> str:
     return f"{pixels // MEGAPIXEL}.{pixels % MEGAPIXEL // (MEGAPIXEL // 10)}"
 
 
-def _buy_button(label: str) -> rx.Component:
-    return rx.button(label, disabled=True, width="100%", title=BILLING_NOT_READY)
+def _subscribe(offer: PlanOffer) -> rx.Component:
+    """Subscribe, or, on this plan already, say so and point to where plans are changed."""
+    return rx.cond(
+        PurchaseState.plan == offer.plan.value,
+        rx.vstack(
+            rx.badge("Your plan", color_scheme="green", size="2"),
+            rx.link("Switch or cancel on your account page", href=routes.ACCOUNT, size="2"),
+            spacing="2",
+        ),
+        buy_button(Product(offer.plan.value), f"Subscribe to {offer.name}"),
+    )
 
 
 def _plan_card(offer: PlanOffer, catalog: PlanCatalog) -> rx.Component:
@@ -94,8 +100,7 @@ def _plan_card(offer: PlanOffer, catalog: PlanCatalog) -> rx.Component:
             if upcoming
             else rx.fragment(),
             rx.spacer(),
-            _buy_button(f"Subscribe to {offer.name}"),
-            rx.text(BILLING_NOT_READY, size="1", color_scheme="gray"),
+            _subscribe(offer),
             spacing="3",
             height="100%",
         ),
@@ -197,17 +202,23 @@ def _costs() -> rx.Component:
 
 
 def _top_ups(catalog: PlanCatalog) -> rx.Component:
-    def pack(title: str, credits: int, cents: int, wallet_note: str) -> rx.Component:
-        return rx.card(
-            rx.vstack(
-                rx.heading(title, size="4", as_="h3"),
-                rx.text(f"{_credits(credits)} for {format_price(cents)}", size="3"),
-                rx.text(wallet_note, size="2", color_scheme="gray"),
-                _buy_button(f"Buy {title.lower()}"),
-                spacing="2",
+    web_top_up = rx.card(
+        rx.vstack(
+            rx.heading("Web top-up", size="4", as_="h3"),
+            rx.text(
+                f"{_credits(catalog.topup_credits)} for {format_price(catalog.topup_price_cents)}",
+                size="3",
             ),
-            width="100%",
-        )
+            rx.text(
+                "For the web app: home, editor and bulk. With or without a plan.",
+                size="2",
+                color_scheme="gray",
+            ),
+            buy_button(Product.top_up, f"Buy {_credits(catalog.topup_credits)}"),
+            spacing="2",
+        ),
+        width="100%",
+    )
 
     return rx.vstack(
         rx.heading("Top-ups", size="7", as_="h2"),
@@ -217,18 +228,8 @@ def _top_ups(catalog: PlanCatalog) -> rx.Component:
             size="3",
         ),
         rx.grid(
-            pack(
-                "Web top-up",
-                catalog.topup_credits,
-                catalog.topup_price_cents,
-                "For the web app: home, editor and bulk.",
-            ),
-            pack(
-                "API pack",
-                catalog.api_pack_credits,
-                catalog.api_pack_price_cents,
-                "For the HTTP API only.",
-            ),
+            web_top_up,
+            api_packs(catalog),
             columns=rx.breakpoints(initial="1", sm="2"),
             spacing="4",
             width="100%",
@@ -271,8 +272,15 @@ def _faq(catalog: PlanCatalog) -> rx.Component:
         ),
         (
             "How do I pay?",
-            "By card, through Stripe, once billing is set up. It is not set up yet, so nothing "
-            "can be bought on this server today.",
+            "By card (or another method Stripe offers), on Stripe's own checkout page: your card "
+            "details go to Stripe and never reach Cutout. Plans renew monthly until you cancel; "
+            "manage cards and invoices from your account page.",
+        ),
+        (
+            "Can I get a refund?",
+            "Ask the operator of this server. When a payment is refunded, the credits it bought "
+            "that you have not used yet are cancelled; credits already spent, or held by a "
+            "cut-out still running, stay spent. Other batches of credits are not affected.",
         ),
     ]
     return rx.vstack(
@@ -302,6 +310,7 @@ def pricing() -> rx.Component:
                 "before it is processed.",
                 size="4",
             ),
+            purchase_feedback(),
             _plans(catalog),
             _costs(),
             _top_ups(catalog),

@@ -10,15 +10,18 @@ import asyncio
 from datetime import datetime
 
 import reflex as rx
+import stripe
 
 from app import routes, runtime
+from app.models.accounts import Plan
 from app.services.billing.pricing import format_credits
+from app.services.billing.stripe_billing import BillingError, BillingNotConfigured, PlanStatus
 from app.services.identity.api_keys import ApiKeyError
 from app.services.identity.auth import AuthError
 from app.services.jobs.storage import JobFile
 from app.state.auth import AuthState
 from app.state.session_guard import reset_page_states
-from app.usecases import accounts
+from app.usecases import accounts, billing
 
 NEW_KEY_FIELD = "new-api-key"
 DONE = {"reset": "Your new password is set. Every other browser was signed out."}
@@ -39,6 +42,15 @@ class AccountState(AuthState):
     key_shown: bool = False
     message: str = ""
     problem: str = ""
+    # Billing: what the plan section says and offers.
+    billing_ready: bool = False
+    plan_line: str = ""
+    payment_failed: bool = False
+    has_subscription: bool = False
+    cancel_scheduled: bool = False
+    switch_to: str = ""
+    has_customer: bool = False
+    billing_busy: bool = False
 
     async def _load(self) -> None:
         account = await self.current_account()
@@ -101,6 +113,93 @@ class AccountState(AuthState):
             }
             for key in board.keys
         ]
+        overview = await asyncio.to_thread(
+            billing.overview, db=runtime.db(), settings=runtime.settings(), account_id=account.id
+        )
+        self.billing_ready = overview.enabled
+        self._show_plan(overview.status)
+
+    def _show_plan(self, status: PlanStatus) -> None:
+        self.plan = status.plan.value
+        self.has_subscription = status.subscription_id is not None
+        self.cancel_scheduled = status.ends_on is not None
+        self.payment_failed = status.payment_failed
+        self.has_customer = status.has_customer
+        self.switch_to = {Plan.basic: "standard", Plan.standard: "basic"}.get(status.plan, "")
+        if status.ends_on is not None:
+            self.plan_line = (
+                f"Cancelled: the plan ends on {status.ends_on:%Y-%m-%d}. No monthly credits "
+                "after that; the credits you have keep their own expiry."
+            )
+        elif status.renews_on is not None:
+            self.plan_line = f"Renews on {status.renews_on:%Y-%m-%d} with a new month of credits."
+        else:
+            self.plan_line = ""
+
+    async def _billing_call(self, action, **fields):  # type: ignore[no-untyped-def]
+        """Run a billing use case for the signed-in account; None (and a message) if refused."""
+        account = await self.current_account()
+        if account is None:
+            return None
+        client = runtime.stripe_client()
+        self.billing_busy = True
+        try:
+            if client is None:
+                raise BillingNotConfigured()
+            return await asyncio.to_thread(
+                action,
+                db=runtime.db(),
+                settings=runtime.settings(),
+                client=client,
+                account_id=account.id,
+                **fields,
+            )
+        except BillingError as refused:
+            self.problem = str(refused)
+            return None
+        except stripe.StripeError:
+            self.problem = "Stripe refused the change; nothing was changed. Try again shortly."
+            return None
+        finally:
+            self.billing_busy = False
+
+    @rx.event
+    async def open_portal(self):  # type: ignore[no-untyped-def]
+        self.problem = ""
+        url = await self._billing_call(billing.customer_portal)
+        return rx.redirect(url) if url else None
+
+    async def _change_plan(self, action, done: str, **fields):  # type: ignore[no-untyped-def]
+        self.problem = ""
+        self.message = ""
+        status = await self._billing_call(action, clock=runtime.clock(), **fields)
+        if status is not None:
+            self._show_plan(status)
+            self.message = done
+
+    @rx.event
+    async def switch_plan(self, plan: str):  # type: ignore[no-untyped-def]
+        if plan not in (Plan.basic.value, Plan.standard.value):
+            self.problem = "There is no such plan."
+            return
+        await self._change_plan(
+            billing.switch_plan,
+            f"You are now on the {plan.capitalize()} plan. The price difference is settled on "
+            "your next invoice.",
+            plan=Plan(plan),
+        )
+
+    @rx.event
+    async def cancel_plan(self):  # type: ignore[no-untyped-def]
+        await self._change_plan(
+            billing.cancel_plan, "Your plan is cancelled and ends with this period.", cancel=True
+        )
+
+    @rx.event
+    async def resume_plan(self):  # type: ignore[no-untyped-def]
+        await self._change_plan(
+            billing.cancel_plan, "Your plan continues: it renews as before.", cancel=False
+        )
 
     @rx.event
     async def on_load(self):  # type: ignore[no-untyped-def]
@@ -191,11 +290,10 @@ class AccountState(AuthState):
             self.problem = "Type your email address to confirm deleting the account."
             return None
         try:
-            await asyncio.to_thread(
-                accounts.close_account,
+            account_id = await asyncio.to_thread(
+                accounts.confirm_owner,
                 db=runtime.db(),
                 clock=runtime.clock(),
-                settings=runtime.settings(),
                 ref=self._session_ref,
                 password=str(form.get("password", "")),
                 address=self._client_address(),
@@ -203,6 +301,29 @@ class AccountState(AuthState):
         except AuthError as refused:
             self.problem = str(refused)
             return None
+        # Stop charging the card first: a deleted account must never be billed again.
+        try:
+            await asyncio.to_thread(
+                billing.end_subscriptions_now,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                settings=runtime.settings(),
+                client=runtime.stripe_client(),
+                account_id=account_id,
+            )
+        except (BillingError, stripe.StripeError):
+            self.problem = (
+                "Your plan could not be cancelled at Stripe, so the account was not deleted. "
+                "Try again in a minute."
+            )
+            return None
+        await asyncio.to_thread(
+            accounts.delete_account,
+            db=runtime.db(),
+            clock=runtime.clock(),
+            settings=runtime.settings(),
+            account_id=account_id,
+        )
         # Nothing of the account stays in this tab's state (nor in its pickle on disk).
         await reset_page_states(self._get_root_state())
         return rx.redirect(routes.HOME)

@@ -82,7 +82,18 @@ class CutoutState(AuthState):
     @rx.event
     async def on_load(self):  # type: ignore[no-untyped-def]
         account = await self.current_account()
-        if account is None or self.job_id:
+        if account is None:
+            return None
+        if self.job_id:
+            if self.stage == "quoted":
+                # Back from buying credits (Stripe Checkout): quote again with the new balance.
+                try:
+                    view = await asyncio.to_thread(
+                        cutouts.job_for, db=runtime.db(), account_id=account.id, job_id=self.job_id
+                    )
+                except JobNotFound:
+                    return None
+                await self._quote(account.id, view)
             return None
         # A phone's tab that slept may come back with fresh state (reflex#6345): pick up the
         # job it was waiting for from the database instead of losing it.

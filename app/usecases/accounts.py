@@ -389,12 +389,11 @@ def change_password(
         )
 
 
-def close_account(
-    *, db: Engine, clock: Clock, settings: Settings, ref: str, password: str, address: str
-) -> None:
-    """Delete the signed-in account once its owner proved who they are (`_prove_owner`)."""
+def confirm_owner(*, db: Engine, clock: Clock, ref: str, password: str, address: str) -> int:
+    """The session's account id once the person proved they own it (see `_prove_owner`), as
+    closing the account asks first."""
     found, _ = _prove_owner(db, clock, ref, password, address)
-    delete_account(db=db, clock=clock, settings=settings, account_id=found.account_id)
+    return found.account_id
 
 
 def delete_account(*, db: Engine, clock: Clock, settings: Settings, account_id: int) -> None:

@@ -1,7 +1,7 @@
 """security: confirmed emails, mailed links, one trial per email, the install's own salt
 
 Revision ID: 0007_security
-Revises: 0006
+Revises: 0010_stripe
 Create Date: 2026-11-26 09:00:00
 """
 
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0007_security"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010_stripe"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -290,14 +290,9 @@ def test_asking_for_the_current_password_is_throttled_like_sign_in(
             change_password(db, clock, stolen, f"guess {n}", "a brand new secret")
     with pytest.raises(auth.TooManyAttempts):
         change_password(db, clock, stolen, PASSWORD, "a brand new secret")
-    with pytest.raises(auth.TooManyAttempts):
-        usecases.close_account(
-            db=db,
-            clock=clock,
-            settings=SETTINGS,
-            ref=auth.session_ref(stolen),
-            password=PASSWORD,
-            address="192.0.2.9",
+    with pytest.raises(auth.TooManyAttempts):  # nor delete the account
+        usecases.confirm_owner(
+            db=db, clock=clock, ref=auth.session_ref(stolen), password=PASSWORD, address="192.0.2.9"
         )
     # The guesses counted against signing in too.
     with pytest.raises(auth.TooManyAttempts):
@@ -411,14 +406,16 @@ def test_delete_account_removes_personal_data_and_keeps_the_ledger(
 
     here = new_session(db, clock, account_id)
     with pytest.raises(auth.WrongPassword):  # deleting asks for the password
-        usecases.close_account(
-            db=db, clock=clock, settings=settings, ref=auth.session_ref(here),
-            password="not it", address="192.0.2.9",
-        )  # fmt: skip
-    usecases.close_account(
-        db=db, clock=clock, settings=settings, ref=auth.session_ref(here),
-        password=PASSWORD, address="192.0.2.9",
-    )  # fmt: skip
+        usecases.confirm_owner(
+            db=db, clock=clock, ref=auth.session_ref(here), password="not it", address="192.0.2.9"
+        )
+    assert (
+        usecases.confirm_owner(
+            db=db, clock=clock, ref=auth.session_ref(here), password=PASSWORD, address="192.0.2.9"
+        )
+        == account_id
+    )
+    usecases.delete_account(db=db, clock=clock, settings=settings, account_id=account_id)
 
     with reading(db) as session:
         account = session.get(Account, account_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
+import threading
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -30,6 +32,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 # argon2id with the library's (RFC 9106 low-memory) defaults.
 _hasher = PasswordHasher()
+# Each hash takes ~64 MB and several cores for tens of milliseconds. A storm of sign-ins would
+# otherwise run dozens at once and starve everything else on the machine (image loads, the
+# event loop); past one per core they only queue here, which costs them nothing in throughput.
+_hashing = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class AccountError(ValueError):
@@ -100,7 +106,8 @@ def hash_password(password: str, *, email: str = "") -> str:
     problem = password_problem(password, email=email)
     if problem:
         raise WeakPassword(PASSWORD_PROBLEMS[problem])
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -108,7 +115,8 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if not password_hash or len(password) > MAX_PASSWORD_LENGTH:
         return False
     try:
-        return _hasher.verify(password_hash, password)
+        with _hashing:
+            return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
