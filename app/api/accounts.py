@@ -95,12 +95,8 @@ async def read_form(request: Request) -> dict[str, str] | None:
     return {name: values[0] for name, values in fields.items()}
 
 
-def link_page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        PAGE.format(title=html.escape(title), body=body),
-        status_code=status,
-        headers=LINK_PAGE_HEADERS,
-    )
+def link_page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(PAGE.format(title=html.escape(title), body=body), headers=LINK_PAGE_HEADERS)
 
 
 async def verify_page(request: Request) -> Response:
