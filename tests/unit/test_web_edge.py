@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,12 @@ from app.services.identity.auth import session_ref
 from app.settings import Settings
 from app.state.errors import unexpected_error
 from app.web_session import REF_COOKIE, upload_refs
+
+
+def run(coroutine: Any) -> None:
+    """On a thread of its own: a browser test earlier in the run may own this thread's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
 
 
 def request(headers: dict[str, str], peer: str = "10.0.0.5") -> Request:
@@ -76,8 +83,8 @@ def test_the_websocket_handshake_carries_a_reference_never_the_token() -> None:
             (b"cookie", f"theme=dark; cutout_session=raw-token; {REF_COOKIE}={forged}".encode())
         ],
     }
-    asyncio.run(middleware(scope, None, None))
-    asyncio.run(
+    run(middleware(scope, None, None))
+    run(
         middleware(
             {
                 "type": "websocket",
