@@ -13,6 +13,8 @@ export REFLEX_USE_NPM := 1
 export NUMBA_CACHE_DIR ?= $(CUTOUT_DATA_DIR)/numba-cache
 # Reflex's public upload folder: Cutout never stores anything there, results live in the data folder.
 export REFLEX_UPLOADED_FILES_DIR ?= $(CUTOUT_DATA_DIR)/upload-tmp
+# Reflex's per-tab state pickles: inside the data folder, so they are private like the rest.
+export REFLEX_STATES_WORKDIR ?= $(CUTOUT_DATA_DIR)/states
 
 .PHONY: run test setup setup-test chromium lint bench clean
 

@@ -2,10 +2,20 @@
 
 import reflex as rx
 
+from app.api.client import allowed_origins
+from app.settings import get_settings
+
+settings = get_settings()
+
 config = rx.Config(
     app_name="app",
     telemetry_enabled=False,
     show_built_with_reflex=False,
+    # Only Cutout's own pages may call the backend with the person's cookies: Reflex's default
+    # ("*") echoes any origin back with credentials allowed, and lets any site open the websocket.
+    cors_allowed_origins=allowed_origins(settings.public_url),
+    # Behind a reverse proxy, the client address Reflex reports (and sign-in throttles use).
+    trusted_proxy_hops=settings.trusted_proxy_hops,
     plugins=[
         rx.plugins.RadixThemesPlugin(
             theme=rx.theme(appearance="light", accent_color="violet", radius="large")

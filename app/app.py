@@ -7,28 +7,37 @@ import logging
 import sys
 
 import reflex as rx
+from reflex.utils.prerequisites import get_states_dir
 from starlette.applications import Starlette
 
 from app import routes, runtime
+from app.api.accounts import account_routes
 from app.api.files import file_routes
+from app.api.headers import SecurityHeadersMiddleware
 from app.api.oauth import oauth_routes
+from app.api.sessions import SessionCookieMiddleware
 from app.api.stripe import stripe_routes
 from app.api.upload_limit import UploadLimitMiddleware
 from app.components.shell import page_shell
 from app.pages.account import account
-from app.pages.auth import signin, signup
+from app.pages.auth import forgot, signin, signup
 from app.pages.home import home
 from app.pages.pricing import pricing
+from app.permissions import make_private
 from app.services.imaging.model_files import ModelMissing, check_model
 from app.state.account import AccountState
 from app.state.auth import AuthState
 from app.state.cutout import CutoutState
+from app.state.errors import unexpected_error
 from app.state.pricing import PricingState
+from app.state.session_guard import SessionGuard
 from app.usecases.housekeeping import run_housekeeping
 
 log = logging.getLogger("cutout")
 
 _settings = runtime.settings()
+# Everything this process writes (database, results, Reflex's state pickles) is its user's alone.
+make_private(_settings, get_states_dir())
 try:
     check_model(_settings.models_path, _settings.model_name)
 except ModelMissing as missing:
@@ -53,10 +62,24 @@ def _limit_uploads(asgi_app):  # type: ignore[no-untyped-def]
     return UploadLimitMiddleware(asgi_app, max_bytes=_settings.max_upload_bytes)
 
 
+def _session_cookies(asgi_app):  # type: ignore[no-untyped-def]
+    return SessionCookieMiddleware(asgi_app)
+
+
+def _security_headers(asgi_app):  # type: ignore[no-untyped-def]
+    return SecurityHeadersMiddleware(asgi_app, public_url=_settings.public_url)
+
+
 app = rx.App(
     api_transformer=[
         Starlette(
             routes=file_routes
+            + account_routes(
+                db=runtime.db,
+                clock=runtime.clock,
+                settings=runtime.settings,
+                outbox=runtime.outbox,
+            )
             + oauth_routes(
                 config=runtime.oauth_config,
                 db=runtime.db,
@@ -71,8 +94,12 @@ app = rx.App(
             )
         ),
         _limit_uploads,
+        _session_cookies,
+        _security_headers,  # last: outermost, so it sees every answer, errors included
     ],
+    backend_exception_handler=unexpected_error,
 )
+app.add_middleware(SessionGuard())
 app.add_page(
     home,
     route=routes.HOME,
@@ -84,6 +111,9 @@ app.add_page(
 )
 app.add_page(
     signup, route=routes.SIGN_UP, title="Sign up · Cutout", on_load=AuthState.redirect_if_signed_in
+)
+app.add_page(
+    forgot, route=routes.FORGOT, title="Forgot password · Cutout", on_load=AuthState.refresh
 )
 app.add_page(account, route=routes.ACCOUNT, title="Account · Cutout", on_load=AccountState.on_load)
 app.add_page(

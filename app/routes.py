@@ -10,10 +10,22 @@ SIGN_IN = "/signin"
 SIGN_UP = "/signup"
 ACCOUNT = "/account"
 PRICING = "/pricing"
+FORGOT = "/forgot"
+RESET = "/reset"  # ?token=<mailed>: choose a new password
+VERIFY = "/verify"  # ?token=<mailed>: confirm the address
 
 # HTTP routes beside the pages
 FILES = "/files"
 AUTH = "/auth"
+# Form posts that set or clear the HttpOnly session cookie, then redirect back to a page.
+SIGN_IN_POST = AUTH + "/signin"
+SIGN_UP_POST = AUTH + "/signup"
+SIGN_OUT_POST = AUTH + "/signout"
+SIGN_OUT_EVERYWHERE_POST = AUTH + "/signout-everywhere"
+FORGOT_POST = AUTH + "/forgot"
+RESET_POST = AUTH + "/reset"
+VERIFY_POST = AUTH + "/verify"
+RESEND_POST = AUTH + "/resend"
 STRIPE = "/stripe"
 STRIPE_WEBHOOK = STRIPE + "/webhook"
 # Where Stripe Checkout sends the browser back after paying.
@@ -25,13 +37,25 @@ API_PACKS_ANCHOR = "api-packs"
 # The query parameter a page reads to say how a purchase went ("complete", "pending", ...).
 PURCHASE_PARAM = "purchase"
 
-# The browser's session cookie: a random token whose hash the server keeps.
+# The browser's session cookie: a random token whose hash the server keeps. HttpOnly: page
+# scripts never see it, and it never enters Reflex state (see app/web_session.py).
 SESSION_COOKIE = "cutout_session"
 
 
 def sign_in_url(next_path: str | None = None) -> str:
     """The sign-in page, returning to `next_path` afterwards."""
     return f"{SIGN_IN}?next={quote(safe_next(next_path, HOME))}" if next_path else SIGN_IN
+
+
+def with_query(path: str, **params: str | int | None) -> str:
+    """`path?k=v&...` with the parameters that have a value, each quoted."""
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in params.items() if v)
+    return f"{path}?{query}" if query else path
+
+
+def link_url(public_url: str, page: str, token: str) -> str:
+    """The absolute address a mail links to (a VERIFY or RESET page with its token)."""
+    return public_url.rstrip("/") + with_query(page, token=token)
 
 
 def file_url(job_id: str, name: str, *, download: bool = False) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import lru_cache
 
 import stripe
@@ -12,6 +11,7 @@ from app.db import engine_for
 from app.services.billing.stripe_billing import StripeConfig, make_client
 from app.services.clock import Clock, SystemClock
 from app.services.identity.oauth import OAuthConfig
+from app.services.mail import Outbox
 from app.settings import Settings, get_settings
 
 _clock: Clock = SystemClock()
@@ -29,6 +29,13 @@ def clock() -> Clock:
     return _clock
 
 
+@lru_cache(maxsize=1)
+def outbox() -> Outbox:
+    """The process's one outbox: mail is delivered by its worker thread, never by a request."""
+    s = get_settings()
+    return Outbox(smtp_url=s.smtp_url.get_secret_value(), sender=s.mail_sender)
+
+
 def oauth_config() -> OAuthConfig:
     s = get_settings()
     return OAuthConfig(
@@ -42,7 +49,6 @@ def oauth_config() -> OAuthConfig:
         oidc_discovery_url=s.oidc_discovery_url,
         oidc_client_id=s.oidc_client_id,
         oidc_client_secret=s.oidc_client_secret.get_secret_value(),
-        session_lifetime=timedelta(days=s.session_days),
     )
 
 

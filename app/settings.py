@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,25 @@ class Settings(BaseSettings):
     oidc_client_id: str = ""
     oidc_client_secret: SecretStr = SecretStr("")
 
+    # Mail, email links and abuse limits.
+    smtp_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="smtp://, smtp+starttls:// or smtps://user:pw@host:port; empty: log links.",
+    )
+    mail_from: str = Field(default="", description="Sender address; default cutout@<public host>.")
+    verify_link_hours: int = Field(default=48, ge=1, le=24 * 30)
+    reset_link_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    trusted_proxy_hops: int = Field(
+        default=0, ge=0, le=10, description="Reverse proxies whose X-Forwarded-For is trusted."
+    )
+    signups_per_hour: int = Field(
+        default=10, ge=1, description="Sign-ups (and other mail-sending requests) per address."
+    )
+    uploads_per_minute: int = Field(default=60, ge=1, description="Uploads per account.")
+    max_pending_uploads: int = Field(
+        default=100, ge=1, description="Stored-but-unprocessed uploads per account."
+    )
+
     # Stripe billing: off while the secret key or the webhook secret is empty.
     stripe_secret_key: SecretStr = Field(default=SecretStr(""), description="sk_live_/sk_test_")
     stripe_webhook_secret: SecretStr = Field(default=SecretStr(""), description="whsec_")
@@ -104,6 +124,16 @@ class Settings(BaseSettings):
             self.stripe_secret_key.get_secret_value()
             and self.stripe_webhook_secret.get_secret_value()
         )
+
+    @property
+    def mail_sender(self) -> str:
+        host = urlsplit(self.public_url).hostname or "localhost"
+        return self.mail_from or f"Cutout <cutout@{host}>"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry Secure whenever people reach Cutout over https."""
+        return self.public_url.lower().startswith("https://")
 
     @property
     def max_pixels(self) -> int:

@@ -60,16 +60,25 @@ def prepare(data_dir: Path) -> tuple[str, str]:
     from app.db import engine_for
     from app.services.clock import SystemClock
     from app.settings import get_settings
-    from app.usecases import accounts, cutouts
+    from app.usecases import accounts, cutouts, operator
 
     settings = get_settings()
     db = engine_for(settings.db_url)
-    token, person = accounts.sign_up(
+    # A confirmed account (sign-up would wait for its mailed link), then a password sign-in.
+    operator.create_user(
         db=db,
         clock=SystemClock(),
         settings=settings,
         email="reader@example.com",
         password="a long enough passphrase",
+    )
+    token, person = accounts.sign_in(
+        db=db,
+        clock=SystemClock(),
+        settings=settings,
+        email="reader@example.com",
+        password="a long enough passphrase",
+        address="127.0.0.1",
         user_agent="bench",
     )
     buffer = io.BytesIO()

@@ -70,6 +70,22 @@ def pg_db() -> Iterator[Engine]:
     admin.dispose()
 
 
+@pytest.fixture
+def mailbox():  # type: ignore[no-untyped-def]
+    """The real SMTP server on 127.0.0.1 (aiosmtpd) whose received mail tests read."""
+    from tests.mailbox import shared_mailbox
+
+    return shared_mailbox()
+
+
+@pytest.fixture
+def outbox(mailbox):  # type: ignore[no-untyped-def]
+    """Cutout's own outbox, delivering over SMTP to `mailbox`."""
+    from app.services.mail import Outbox
+
+    return Outbox(smtp_url=mailbox.url, sender="Cutout <cutout@test.example>")
+
+
 VENV_BIN = REPO / ".venv" / "bin"
 
 
@@ -96,6 +112,7 @@ def app_env(data_dir: Path) -> dict[str, str]:
         CUTOUT_DATA_DIR=str(data_dir),
         U2NET_HOME=str(MODELS_DIR),
         REFLEX_UPLOADED_FILES_DIR=str(data_dir / "upload-tmp"),
+        REFLEX_STATES_WORKDIR=str(data_dir / "states"),
         REFLEX_USE_NPM="1",
         PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
     )
@@ -148,11 +165,18 @@ def live_app(
 
     import httpx
 
+    from tests.mailbox import shared_mailbox
+
     root = tmp_path_factory.mktemp("live")
     data_dir = root / "data"
     env = app_env(data_dir)
     port = free_port()
     env.update(
+        # Verification and reset mails go to a real SMTP server the browser helpers read.
+        CUTOUT_SMTP_URL=shared_mailbox().url,
+        # Every browser in the suite signs up from 127.0.0.1: the per-address limit is for
+        # strangers, and tests/unit/test_signup.py checks it.
+        CUTOUT_SIGNUPS_PER_HOUR="10000",
         CUTOUT_PUBLIC_URL=f"http://127.0.0.1:{port}",
         CUTOUT_SESSION_SECRET="test-only-secret-" + uuid.uuid4().hex,
         CUTOUT_OIDC_NAME=OIDC_NAME,
@@ -225,3 +249,22 @@ def new_account(session, clock, email: str, password: str | None = None):  # typ
         trial_credits=10,
         lot_valid_days=90,
     )
+
+
+def confirmed_account(db, clock, settings: Settings, email: str):  # type: ignore[no-untyped-def]
+    """A password account with a confirmed address and the settings' trial, as sign-up and its
+    mailed link leave it (tests/unit/test_signup.py covers that path itself)."""
+    from app.db import writing
+    from app.services.identity.accounts import create_account, hash_password
+    from app.usecases.accounts import summary_of
+
+    with writing(db) as session:
+        account = create_account(
+            session=session,
+            email=email,
+            password_hash=hash_password("a long passphrase"),
+            clock=clock,
+            trial_credits=settings.trial_credits,
+            lot_valid_days=settings.lot_valid_days,
+        )
+        return summary_of(session, clock, account)

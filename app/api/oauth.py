@@ -1,7 +1,7 @@
 """OAuth / OpenID Connect sign-in routes: /auth/{provider}/login and /auth/{provider}/callback.
 
-On success the callback sets the `cutout_session` cookie (readable by the front end, which puts
-the token into its state) and redirects to the same-site path the sign-in started from.
+On success the callback sets the HttpOnly `cutout_session` cookie, exactly as a password
+sign-in does, and redirects to the same-site path the sign-in started from.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app import routes
+from app.api.sessions import set_session_cookie
 from app.services.clock import Clock
 from app.services.identity.oauth import (
     OAuthConfig,
@@ -106,16 +107,7 @@ def oauth_routes(
                 " (new account)" if result.created else "",
             )
             response = RedirectResponse(result.next_path, status_code=303, headers=NO_STORE)
-            response.set_cookie(
-                routes.SESSION_COOKIE,
-                result.token,
-                max_age=int(current.session_lifetime.total_seconds()),
-                path="/",
-                secure=current.secure_cookies,
-                # Readable by script on purpose: the Reflex front end moves it into its state.
-                httponly=False,
-                samesite="lax",
-            )
+            set_session_cookie(response, result.token, settings())
         # Single use: a replayed callback finds no pending sign-in.
         response.delete_cookie(
             PENDING_COOKIE,

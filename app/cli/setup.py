@@ -1,4 +1,5 @@
-"""`cutout-setup`: what a fresh machine needs before serving: model, numba cache, database."""
+"""`cutout-setup`: what a fresh machine needs before serving: model, numba cache, database,
+all readable by Cutout's own user only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from alembic import command
 from alembic.config import Config
 
+from app.permissions import make_private
 from app.services.imaging.model_files import ModelMissing, check_model, provision_u2netp
 from app.settings import Settings, get_settings
 
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-db", action="store_true")
     args = parser.parse_args(argv)
     settings = get_settings()
+    make_private(settings)  # before anything is written: the database is born private
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     if not args.skip_model:

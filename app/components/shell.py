@@ -28,7 +28,13 @@ def _account_links() -> rx.Component:
                 href=routes.ACCOUNT,
                 aria_label="Account: " + AuthState.web_credits + " credits",
             ),
-            rx.button("Sign out", on_click=AuthState.sign_out, variant="ghost", size="2"),
+            # A form post: only the HTTP answer can clear the HttpOnly session cookie.
+            rx.el.form(
+                rx.button("Sign out", type="submit", variant="ghost", size="2"),
+                action=routes.SIGN_OUT_POST,
+                method="post",
+                on_submit=None,
+            ),
             spacing="3",
             align="center",
         ),

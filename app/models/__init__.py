@@ -1,7 +1,16 @@
 """SQLModel tables, one module per aggregate. Importing this package registers them all."""
 
 from app.models.accounts import Account, Plan
-from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
+from app.models.auth import (
+    ApiKey,
+    EmailLink,
+    InstallSecret,
+    LinkPurpose,
+    OAuthIdentity,
+    SignInAttempt,
+    TrialClaim,
+    UserSession,
+)
 from app.models.billing import (
     PaymentStatus,
     Product,
@@ -27,9 +36,12 @@ __all__ = [
     "ApiKey",
     "CreditLot",
     "CutoutJob",
+    "EmailLink",
     "EntryKind",
     "FeatureFlag",
+    "InstallSecret",
     "JobStatus",
+    "LinkPurpose",
     "LedgerEntry",
     "LotScope",
     "LotSource",
@@ -43,6 +55,7 @@ __all__ = [
     "StripeEvent",
     "StripePayment",
     "StripeSubscription",
+    "TrialClaim",
     "UserSession",
     "Wallet",
 ]

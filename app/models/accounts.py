@@ -1,4 +1,4 @@
-"""Accounts: who owns credits and on which plan. Sessions, OAuth and API keys come later."""
+"""Accounts: who owns credits, on which plan, and whether their email address is confirmed."""
 
 from __future__ import annotations
 
@@ -25,4 +25,7 @@ class Account(SQLModel, table=True):
     plan: Plan = Field(default=Plan.free, max_length=16)
     stripe_customer_id: str | None = Field(default=None, max_length=255, unique=True)
     created_at: datetime
+    # None until the person follows the link mailed at sign-up (or a provider vouches for it);
+    # an unverified password account cannot sign in and holds no trial.
+    email_verified_at: datetime | None = None
     deleted_at: datetime | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -67,3 +68,48 @@ class SignInAttempt(SQLModel, table=True):
     key: str = Field(max_length=64)
     at: datetime = Field(index=True)
     success: bool
+
+
+class LinkPurpose(StrEnum):
+    verify = "verify"  # confirms the address; grants the trial
+    reset = "reset"  # sets a new password; revokes every session
+
+
+class EmailLink(SQLModel, table=True):
+    """A link mailed to an address: random, stored hashed, expiring, usable once."""
+
+    __tablename__ = "email_link"
+    __table_args__ = (Index("ix_email_link_email_created", "email", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    purpose: LinkPurpose = Field(max_length=16)
+    # The address it was sent to: a link stops working once the account's email differs.
+    email: str = Field(max_length=254)
+    # The password hash it was issued against (verify links): a later sign-up for the same
+    # unconfirmed address replaces the password and so voids earlier links.
+    password_hash: str | None = Field(default=None, max_length=255)
+    next_path: str = Field(default="/", max_length=500)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class TrialClaim(SQLModel, table=True):
+    """An email address that has had its trial, as a salted hash: deleting the account and
+    signing up again with the same address gives no second trial."""
+
+    __tablename__ = "trial_claim"
+
+    email_hash: str = Field(primary_key=True, max_length=64)
+    claimed_at: datetime
+
+
+class InstallSecret(SQLModel, table=True):
+    """Random values made once per installation by the migrations (e.g. the trial-claim salt)."""
+
+    __tablename__ = "install_secret"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)

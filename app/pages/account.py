@@ -7,7 +7,8 @@ import reflex as rx
 from app import routes
 from app.components.purchase import purchase_feedback
 from app.components.shell import page_shell
-from app.state.account import AccountState
+from app.pages.auth import post_form
+from app.state.account import NEW_KEY_FIELD, AccountState
 
 
 def _section(title: str, *children: rx.Component) -> rx.Component:
@@ -244,17 +245,35 @@ def _jobs() -> rx.Component:
 def _keys() -> rx.Component:
     return _section(
         "API keys",
-        rx.cond(
-            AccountState.new_key != "",
+        # Always in the page, hidden until a key is made: the key is written into the field
+        # by the browser (rx.set_value), so it never passes through (or stays in) state.
+        rx.el.div(
             rx.callout(
                 rx.vstack(
-                    rx.text("Your new key. Copy it now: it will not be shown again.", size="2"),
-                    rx.code(AccountState.new_key, word_break="break_all"),
+                    rx.el.label(
+                        "Your new key. Copy it now: it will not be shown again.",
+                        html_for=NEW_KEY_FIELD,
+                        style={"font_size": "0.9rem"},
+                    ),
+                    rx.el.input(
+                        id=NEW_KEY_FIELD,
+                        read_only=True,
+                        style={
+                            "width": "100%",
+                            "box_sizing": "border-box",
+                            "font_family": "monospace",
+                            "padding": "0.4rem",
+                            "background": "white",
+                        },
+                    ),
+                    width="100%",
                 ),
                 icon="key",
                 color_scheme="green",
                 width="100%",
             ),
+            hidden=~AccountState.key_shown,
+            width="100%",
         ),
         rx.form(
             rx.hstack(
@@ -294,26 +313,30 @@ def _keys() -> rx.Component:
     )
 
 
+def _password_input(name: str, label: str, autocomplete: str) -> rx.Component:
+    return rx.input(
+        name=name,
+        width="100%",
+        type="password",
+        placeholder=label,
+        aria_label=label,
+        auto_complete=autocomplete,
+    )
+
+
 def _security() -> rx.Component:
     return _section(
         "Sign-in and privacy",
         rx.form(
             rx.vstack(
-                rx.input(
-                    name="current",
-                    width="100%",
-                    type="password",
-                    placeholder="Current password",
-                    aria_label="Current password",
-                    auto_complete="current-password",
-                ),
-                rx.input(
-                    name="new",
-                    width="100%",
-                    type="password",
-                    placeholder="New password",
-                    aria_label="New password",
-                    auto_complete="new-password",
+                _password_input("current", "Current password", "current-password"),
+                _password_input("new", "New password", "new-password"),
+                _password_input("repeat", "Repeat new password", "new-password"),
+                rx.text(
+                    "An account made through a sign-in provider has no current password: "
+                    "leave it empty within 10 minutes of signing in.",
+                    size="1",
+                    color_scheme="gray",
                 ),
                 rx.button("Change password", type="submit", variant="soft"),
                 width="100%",
@@ -322,7 +345,10 @@ def _security() -> rx.Component:
             reset_on_submit=True,
             width="100%",
         ),
-        rx.button("Sign out everywhere", variant="soft", on_click=AccountState.sign_out_everywhere),
+        post_form(
+            routes.SIGN_OUT_EVERYWHERE_POST,
+            rx.button("Sign out everywhere", type="submit", variant="soft"),
+        ),
         rx.form(
             rx.vstack(
                 rx.text(
@@ -336,10 +362,12 @@ def _security() -> rx.Component:
                     placeholder="Type your email to confirm",
                     aria_label="Confirm email",
                 ),
+                _password_input("password", "Password to delete", "current-password"),
                 rx.button("Delete account", type="submit", color_scheme="red"),
                 width="100%",
             ),
             on_submit=AccountState.delete_account,
+            reset_on_submit=True,
             width="100%",
         ),
     )

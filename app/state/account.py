@@ -1,4 +1,8 @@
-"""Account page state: wallets, lots, history, recent jobs, API keys, password, deletion."""
+"""Account page state: wallets, lots, history, recent jobs, API keys, password, deletion.
+
+A new API key is shown once and never stored here: it goes to the browser as an event's
+payload (`rx.set_value` into a read-only field), so no state pickle ever holds it.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,15 @@ from app import routes, runtime
 from app.models.accounts import Plan
 from app.services.billing.pricing import format_credits
 from app.services.billing.stripe_billing import BillingError, BillingNotConfigured, PlanStatus
-from app.services.identity.accounts import AccountError
 from app.services.identity.api_keys import ApiKeyError
 from app.services.identity.auth import AuthError
 from app.services.jobs.storage import JobFile
 from app.state.auth import AuthState
+from app.state.session_guard import reset_page_states
 from app.usecases import accounts, billing
+
+NEW_KEY_FIELD = "new-api-key"
+DONE = {"reset": "Your new password is set. Every other browser was signed out."}
 
 
 def _when(value: datetime | None) -> str:
@@ -32,7 +39,7 @@ class AccountState(AuthState):
     history_pages: int = 1
     jobs: list[dict[str, str]] = []
     keys: list[dict[str, str]] = []
-    new_key: str = ""
+    key_shown: bool = False
     message: str = ""
     problem: str = ""
     # Billing: what the plan section says and offers.
@@ -196,8 +203,8 @@ class AccountState(AuthState):
 
     @rx.event
     async def on_load(self):  # type: ignore[no-untyped-def]
-        self.new_key = ""
-        self.message = ""
+        self.key_shown = False
+        self.message = DONE.get(str(self.router.url.query_parameters.get("done", "")), "")
         self.problem = ""
         if await self.current_account() is None:
             return rx.redirect(routes.sign_in_url(routes.ACCOUNT))
@@ -226,10 +233,10 @@ class AccountState(AuthState):
         except ApiKeyError as refused:
             self.problem = str(refused)
             return None
-        self.new_key = raw
+        self.key_shown = True
         self.problem = ""
         await self._load()
-        return None
+        return rx.set_value(NEW_KEY_FIELD, raw)
 
     @rx.event
     async def revoke_key(self, key_id: str):  # type: ignore[no-untyped-def]
@@ -251,39 +258,28 @@ class AccountState(AuthState):
 
     @rx.event
     async def change_password(self, form: dict):  # type: ignore[no-untyped-def]
-        account = await self.current_account()
-        if account is None:
+        if await self.current_account() is None:
             return rx.redirect(routes.sign_in_url(routes.ACCOUNT))
+        if str(form.get("new", "")) != str(form.get("repeat", form.get("new", ""))):
+            self.problem = "The two new passwords differ."
+            return None
         try:
             await asyncio.to_thread(
                 accounts.change_password,
                 db=runtime.db(),
                 clock=runtime.clock(),
-                account_id=account.id,
+                ref=self._session_ref,
                 current=str(form.get("current", "")),
                 new=str(form.get("new", "")),
-                keep_token=self.session_token,
+                address=self._client_address(),
             )
-        except (AuthError, AccountError) as refused:
+        except AuthError as refused:
             self.problem = str(refused)
+            self.message = ""
             return None
         self.problem = ""
         self.message = "Password changed. Other browsers were signed out."
         return None
-
-    @rx.event
-    async def sign_out_everywhere(self):  # type: ignore[no-untyped-def]
-        account = await self.current_account()
-        if account is not None:
-            await asyncio.to_thread(
-                accounts.sign_out_everywhere,
-                db=runtime.db(),
-                clock=runtime.clock(),
-                account_id=account.id,
-            )
-        self.session_token = ""
-        self._apply(None)
-        return rx.redirect(routes.SIGN_IN)
 
     @rx.event
     async def delete_account(self, form: dict):  # type: ignore[no-untyped-def]
@@ -293,6 +289,18 @@ class AccountState(AuthState):
         if str(form.get("confirm_email", "")).strip().lower() != account.email:
             self.problem = "Type your email address to confirm deleting the account."
             return None
+        try:
+            account_id = await asyncio.to_thread(
+                accounts.confirm_owner,
+                db=runtime.db(),
+                clock=runtime.clock(),
+                ref=self._session_ref,
+                password=str(form.get("password", "")),
+                address=self._client_address(),
+            )
+        except AuthError as refused:
+            self.problem = str(refused)
+            return None
         # Stop charging the card first: a deleted account must never be billed again.
         try:
             await asyncio.to_thread(
@@ -301,7 +309,7 @@ class AccountState(AuthState):
                 clock=runtime.clock(),
                 settings=runtime.settings(),
                 client=runtime.stripe_client(),
-                account_id=account.id,
+                account_id=account_id,
             )
         except (BillingError, stripe.StripeError):
             self.problem = (
@@ -314,8 +322,8 @@ class AccountState(AuthState):
             db=runtime.db(),
             clock=runtime.clock(),
             settings=runtime.settings(),
-            account_id=account.id,
+            account_id=account_id,
         )
-        self.session_token = ""
-        self._apply(None)
+        # Nothing of the account stays in this tab's state (nor in its pickle on disk).
+        await reset_page_states(self._get_root_state())
         return rx.redirect(routes.HOME)

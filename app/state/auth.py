@@ -1,32 +1,35 @@
-"""The signed-in person: a session token in the browser, everything else checked on the server."""
+"""The signed-in person, as the server sees it on every event; no token is ever kept here.
+
+Signing in, up and out are HTML form posts to `app/api/accounts.py` (only an HTTP response can
+set the HttpOnly cookie). `SessionGuard` (app/state/session_guard.py) puts the current event's
+session reference in `_session_ref` before any handler runs, and resets every page state when
+the person behind the tab changes; handlers ask `current_account()`, which checks that
+reference against the database.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import reflex as rx
 
 from app import routes, runtime
 from app.services.billing.pricing import format_credits
-from app.services.identity.accounts import AccountError
-from app.services.identity.auth import AuthError
+from app.services.identity.auth import message_for
 from app.services.identity.oauth import configured_providers
 from app.usecases import accounts
 from app.usecases.accounts import AccountSummary
 
 
 class AuthState(rx.State):
-    # The raw token lives only in the browser; the server keeps its hash.
-    session_token: str = rx.Cookie(
-        "", name=routes.SESSION_COOKIE, max_age=400 * 24 * 3600, same_site="lax"
-    )
     account_email: str = ""
     plan: str = ""
     web_credits: str = ""
     api_credits: str = ""
-    auth_error: str = ""
-    auth_busy: bool = False
+    # The session this event came with, as its database reference (see app/web_session.py).
+    _session_ref: str = ""
+    # Whose data the page states hold: "" or the account id. Kept by SessionGuard.
+    _owner: str = ""
     _account_id: int = 0
 
     @rx.var
@@ -43,6 +46,27 @@ class AuthState(rx.State):
             [key, label, routes.oauth_login_url(key, self.next_path)]
             for key, label in configured_providers(runtime.oauth_config())
         ]
+
+    @rx.var
+    def error_code(self) -> str:
+        """The failure a form post came back with (`?error=<code>`), shown by its sentence."""
+        return str(self.router.url.query_parameters.get("error", ""))[:20]
+
+    @rx.var
+    def auth_error(self) -> str:
+        if not self.error_code:
+            return ""
+        wait = str(self.router.url.query_parameters.get("wait", ""))
+        return message_for(self.error_code, int(wait) if wait.isdigit() else 0)
+
+    @rx.var
+    def mail_sent(self) -> bool:
+        return self.router.url.query_parameters.get("sent") == "1"
+
+    @rx.var
+    def mail_configured(self) -> bool:
+        """False: links are written to the server log, and the pages say so."""
+        return runtime.outbox().configured
 
     def _apply(self, summary: AccountSummary | None) -> None:
         if summary is None:
@@ -61,13 +85,16 @@ class AuthState(rx.State):
     async def current_account(self) -> AccountSummary | None:
         """Re-check the session on the server; every handler that touches data starts here."""
         summary = await asyncio.to_thread(
-            accounts.account_for_token,
+            accounts.account_for_ref,
             db=runtime.db(),
             clock=runtime.clock(),
-            token=self.session_token,
+            ref=self._session_ref,
         )
         self._apply(summary)
         return summary
+
+    def _client_address(self) -> str:
+        return self.router.session.client_ip or "unknown"
 
     @rx.event
     async def refresh(self) -> None:
@@ -82,72 +109,6 @@ class AuthState(rx.State):
 
     @rx.event
     async def redirect_if_signed_in(self):  # type: ignore[no-untyped-def]
-        self.auth_error = ""
         if await self.current_account() is not None:
             return rx.redirect(self.next_path)
         return None
-
-    def _client(self) -> tuple[str, str]:
-        headers = self.router.headers
-        return self.router.session.client_ip or "unknown", headers.user_agent or ""
-
-    async def _open_session(
-        self, opener: Callable[..., tuple[str, AccountSummary]], **fields: str
-    ) -> bool:
-        """Run a sign-in or sign-up off the event loop; keep its session or say why not."""
-        _, agent = self._client()
-        try:
-            token, summary = await asyncio.to_thread(
-                opener,
-                db=runtime.db(),
-                clock=runtime.clock(),
-                settings=runtime.settings(),
-                user_agent=agent,
-                **fields,
-            )
-        except (AuthError, AccountError) as refused:
-            self.auth_error = str(refused)
-            return False
-        finally:
-            self.auth_busy = False
-        self.session_token = token
-        self.auth_error = ""
-        self._apply(summary)
-        return True
-
-    @rx.event
-    async def sign_in(self, form: dict):  # type: ignore[no-untyped-def]
-        address, _ = self._client()
-        self.auth_busy = True
-        yield
-        if await self._open_session(
-            accounts.sign_in,
-            email=str(form.get("email", "")),
-            password=str(form.get("password", "")),
-            address=address,
-        ):
-            yield rx.redirect(self.next_path)
-
-    @rx.event
-    async def sign_up(self, form: dict):  # type: ignore[no-untyped-def]
-        password = str(form.get("password", ""))
-        if password != str(form.get("confirm", password)):
-            self.auth_error = "The two passwords differ."
-            return
-        self.auth_busy = True
-        yield
-        if await self._open_session(
-            accounts.sign_up, email=str(form.get("email", "")), password=password
-        ):
-            yield rx.redirect(self.next_path)
-
-    @rx.event
-    async def sign_out(self):  # type: ignore[no-untyped-def]
-        token = self.session_token
-        if token:
-            await asyncio.to_thread(
-                accounts.sign_out, db=runtime.db(), clock=runtime.clock(), token=token
-            )
-        self.session_token = ""
-        self._apply(None)
-        return rx.redirect(routes.HOME)

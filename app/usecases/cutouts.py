@@ -8,7 +8,6 @@ out), the result is thrown away and nothing is charged: a result is never handed
 
 from __future__ import annotations
 
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from sqlmodel import Session
 from app.db import reading, writing
 from app.models.accounts import Account
 from app.models.ledger import ReservationStatus, Wallet
+from app.services import errors
 from app.services.billing import ledger
 from app.services.billing.entitlements import entitlement
 from app.services.billing.pricing import Feature, cost_of
@@ -33,9 +33,7 @@ from app.services.jobs.storage import JobFile
 from app.settings import Settings
 from app.usecases.accounts import NotAllowed
 
-log = logging.getLogger("cutout.jobs")
-
-FAILED = "Processing failed ({}); nothing was charged."
+FAILED = "Processing failed (reference {}); nothing was charged."
 TOO_SLOW = "Processing took longer than its hold on your credits allowed; nothing was charged."
 
 
@@ -67,18 +65,33 @@ def submit_photo(
     filename: str,
     data: bytes,
 ) -> JobView:
-    """Check and store an upload as a queued job; a refusal (ImageRejected) leaves nothing."""
+    """Check and store an upload as a queued job; a refusal (ImageRejected, UploadLimited)
+    leaves nothing. The account's oldest unpaid uploads make room past max_pending_uploads."""
+    owner = account_owner(account_id)
+    per_minute = settings.uploads_per_minute
+    with reading(db) as session:  # before the slow decode: a flood costs a query each
+        cutouts.check_upload_rate(session=session, clock=clock, owner=owner, per_minute=per_minute)
     loaded = load_image(data, filename=filename, limits=limits_for(settings))  # slow: no txn
     job_id = secrets.token_urlsafe(24)
     storage.save_upload(settings, job_id, original=data, preview=preview_jpeg(loaded.image))
     try:
         with writing(db) as session:
+            # Again under the write lock: parallel uploads all passed the first check.
+            cutouts.check_upload_rate(
+                session=session, clock=clock, owner=owner, per_minute=per_minute
+            )
+            cutouts.make_room(
+                session=session,
+                settings=settings,
+                owner=owner,
+                max_unpaid=settings.max_pending_uploads,
+            )
             return cutouts.add_job(
                 session=session,
                 clock=clock,
                 settings=settings,
                 job_id=job_id,
-                owner=account_owner(account_id),
+                owner=owner,
                 name=loaded.name,
                 width=loaded.width,
                 height=loaded.height,
@@ -141,8 +154,9 @@ def process_cutout(
     except ImageRejected as rejected:
         return _fail(db, clock, account_id, taken, rejected.message)
     except Exception as error:
-        log.exception("cutout job %s failed", job_id)
-        return _fail(db, clock, account_id, taken, FAILED.format(type(error).__name__))
+        # The person sees a reference to quote; the exception's text goes only to the log.
+        ref = errors.report(error, f"cutout job {job_id}")
+        return _fail(db, clock, account_id, taken, FAILED.format(ref))
     return _capture_and_publish(db, clock, account_id, taken, staged)
 
 

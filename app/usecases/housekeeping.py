@@ -1,4 +1,5 @@
-"""Periodic upkeep: old results, stalled jobs, lapsed holds, expired lots, old sign-in attempts."""
+"""Periodic upkeep: old results, stalled jobs, lapsed holds, expired lots, old sign-in attempts
+and mailed links."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class Swept:
     reservations: int
     lots: int
     attempts: int
+    links: int
 
 
 def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
@@ -41,10 +43,13 @@ def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
         lots = ledger.expire_lots(session=session, clock=clock)
     with writing(db) as session:
         attempts = auth.prune_sign_in_attempts(session=session, clock=clock)
+    with writing(db) as session:
+        links = auth.prune_email_links(session=session, clock=clock)
     return Swept(
         results=results,
         stalled=len(stalled),
         reservations=len(reservations),
         lots=len(lots),
         attempts=attempts,
+        links=links,
     )

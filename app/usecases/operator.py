@@ -31,7 +31,7 @@ class AccountBalance:
 def create_user(
     *, db: Engine, clock: Clock, settings: Settings, email: str, password: str
 ) -> Account:
-    password_hash = auth.check_new_password(password)  # slow: outside the transaction
+    password_hash = auth.check_new_password(password, email=email)  # slow: no transaction
     with writing(db) as session:
         return accounts.create_account(
             session=session,

@@ -11,6 +11,8 @@ from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 from skimage import data as photos
 
+from tests.mailbox import shared_mailbox
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_ARGS = [
     "--headless",
@@ -48,14 +50,28 @@ def new_email() -> str:
 
 
 def sign_up(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
+    """Sign up, then confirm the address from the mail the test SMTP server received, as a
+    person would: the page ends signed in, with the trial credits."""
+    request_sign_up(page, base_url, email, password)
+    confirm_email(page, email)
+    expect(page.get_by_role("link", name=re.compile(r"Account: .* credits"))).to_be_visible(
+        timeout=30_000
+    )
+
+
+def request_sign_up(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
     page.goto(base_url + "/signup")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_label("Repeat password").fill(password)
     page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("link", name=re.compile(r"Account: .* credits"))).to_be_visible(
-        timeout=30_000
-    )
+    expect(page.get_by_text("Check your email")).to_be_visible(timeout=30_000)
+
+
+def confirm_email(page: Page, email: str, count: int = 1) -> None:
+    """Open the `count`-th mail's link to `email` and confirm."""
+    page.goto(shared_mailbox().link(email, count))
+    page.get_by_role("button", name="Confirm email").click()
 
 
 def sign_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:

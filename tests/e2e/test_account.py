@@ -21,10 +21,13 @@ def test_signed_out_visitor_is_sent_to_sign_in_and_back(live_app, phone) -> None
 
     first.goto(live_app.url + "/account")
     expect(first).to_have_url(re.compile(r"/signin\?next=(/|%2F)account"), timeout=30_000)
-    first.get_by_label("Email").fill(email)
+    # The address changes first; wait for the sign-in form itself before typing into it.
+    expect(first.get_by_role("heading", name="Sign in")).to_be_visible()
+    first.get_by_label("Email", exact=True).fill(email)
     first.get_by_label("Password").fill("wrong password!")
     first.get_by_role("button", name="Sign in").click()
     expect(first.get_by_role("alert")).to_contain_text("Wrong email or password")
+    first.get_by_label("Email").fill(email)  # the form came back from the server, empty
     first.get_by_label("Password").fill(PASSWORD)
     first.get_by_role("button", name="Sign in").click()
     expect(first).to_have_url(re.compile(r"/account/?$"), timeout=30_000)
@@ -44,9 +47,9 @@ def test_account_shows_trial_lot_and_manages_api_keys(live_app, phone) -> None: 
 
     page.get_by_label("Key name").fill("Shop plugin")
     page.get_by_role("button", name="Create key").click()
-    shown = page.get_by_text(re.compile(r"^co_[\w-]{20,}$"))  # the full key, not the prefix
-    expect(shown).to_be_visible(timeout=30_000)
-    raw_key = shown.inner_text()
+    shown = page.get_by_label("Your new key")  # the full key, not the prefix
+    expect(shown).to_have_value(re.compile(r"^co_[\w-]{20,}$"), timeout=30_000)
+    raw_key = shown.input_value()
     key_row = page.get_by_role("row").filter(has_text="Shop plugin")
     expect(key_row).to_be_visible()
     assert raw_key not in key_row.inner_text(), "the full key is never listed"
@@ -54,7 +57,8 @@ def test_account_shows_trial_lot_and_manages_api_keys(live_app, phone) -> None: 
 
     page.reload()
     expect(page.get_by_role("row").filter(has_text="Shop plugin")).to_be_visible(timeout=30_000)
-    expect(page.get_by_text(raw_key)).to_have_count(0)
+    expect(page.get_by_label("Your new key")).to_be_hidden()
+    assert raw_key not in page.content()
     page.get_by_role("row").filter(has_text="Shop plugin").get_by_role(
         "button", name="Revoke"
     ).click()
@@ -73,8 +77,10 @@ def test_password_change_signs_out_other_browsers(live_app, phone, playwright_br
     expect(other.get_by_role("link", name=re.compile("Account:"))).to_be_visible(timeout=30_000)
 
     page.goto(live_app.url + "/account")
+    expect(page.get_by_text(email)).to_be_visible(timeout=30_000)  # the page is ready
     page.get_by_label("Current password").fill(PASSWORD)
-    page.get_by_label("New password").fill("a brand new passphrase")
+    page.get_by_label("New password", exact=True).fill("a brand new passphrase")
+    page.get_by_label("Repeat new password").fill("a brand new passphrase")
     page.get_by_role("button", name="Change password").click()
     expect(page.get_by_text("Password changed")).to_be_visible(timeout=30_000)
 
@@ -91,11 +97,18 @@ def test_deleting_the_account_signs_out_and_forgets_the_person(live_app, phone) 
     page = phone.new_page()
     sign_up(page, live_app.url, email)
     page.goto(live_app.url + "/account")
+    expect(page.get_by_text(email)).to_be_visible(timeout=30_000)  # the page is ready
     page.get_by_label("Confirm email").fill("someone-else@example.com")
     page.get_by_role("button", name="Delete account").click()
     expect(page.get_by_role("alert")).to_contain_text("Type your email", timeout=30_000)
 
     page.get_by_label("Confirm email").fill(email)
+    page.get_by_label("Password to delete").fill("not my password")
+    page.get_by_role("button", name="Delete account").click()
+    expect(page.get_by_role("alert")).to_contain_text("password is wrong", timeout=30_000)
+
+    page.get_by_label("Confirm email").fill(email)
+    page.get_by_label("Password to delete").fill(PASSWORD)
     page.get_by_role("button", name="Delete account").click()
     expect(page.get_by_role("link", name="Sign in").first).to_be_visible(timeout=30_000)
     sign_in(page, live_app.url, email)

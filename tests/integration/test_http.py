@@ -63,3 +63,89 @@ def test_corrupt_model_stops_start_up(tmp_path) -> None:  # type: ignore[no-unty
         [sys.executable, "-c", "import app.app"], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "corrupt" in result.stderr
+
+
+# Security at the edge: headers, CORS, cross-site form posts, Reflex's upload route.
+
+EVIL = "https://evil.example"
+
+
+def test_every_page_and_route_sends_the_security_headers(live_app) -> None:  # type: ignore[no-untyped-def]
+    answers = [
+        httpx.get(live_app.url + "/"),
+        httpx.get(live_app.url + "/signin", follow_redirects=True),
+        httpx.get(live_app.url + "/ping"),
+        httpx.get(live_app.url + "/files/abc/cutout.png"),
+        httpx.get(live_app.url + "/verify?token=x"),
+        httpx.post(live_app.url + "/auth/signin", data={"email": "a@b.example", "password": "x"}),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 404, 200, 303]
+    for answer in answers:
+        csp = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'self'" in csp and "object-src 'none'" in csp
+        assert answer.headers["x-frame-options"] == "SAMEORIGIN"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "same-origin"
+        assert "strict-transport-security" not in answer.headers  # plain http here
+
+
+def test_another_origin_gets_no_cors_grant_and_no_websocket(live_app) -> None:  # type: ignore[no-untyped-def]
+    with_cookie = {"Origin": EVIL, "Cookie": "cutout_session=whatever"}
+    answer = httpx.get(live_app.url + "/ping", headers=with_cookie)
+    assert "access-control-allow-origin" not in answer.headers  # no echo of any origin
+    preflight = httpx.options(
+        live_app.url + "/ping",
+        headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    own = httpx.get(live_app.url + "/ping", headers={"Origin": live_app.url})
+    assert own.headers["access-control-allow-origin"] == live_app.url
+
+    handshake = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    url = live_app.url + "/_event/?EIO=4&transport=websocket"
+    with httpx.stream("GET", url, headers={**handshake, "Origin": EVIL}) as refused:
+        assert refused.status_code == 403
+    with httpx.stream("GET", url, headers={**handshake, "Origin": live_app.url}) as accepted:
+        assert accepted.status_code == 101
+
+
+def test_a_form_post_from_another_site_is_refused(live_app) -> None:  # type: ignore[no-untyped-def]
+    """Login CSRF: another site must not sign the visitor into an account of its choosing."""
+    for headers in ({"Origin": EVIL}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
+        answer = httpx.post(
+            live_app.url + "/auth/signin",
+            data={"email": "attacker@example.com", "password": "attacker's password"},
+            headers=headers,
+        )
+        assert answer.status_code == 403
+        assert "set-cookie" not in answer.headers
+
+
+def test_a_wrong_upload_handler_name_gets_a_4xx(live_app) -> None:  # type: ignore[no-untyped-def]
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\nnot really\r\n--xyz--\r\n"
+    )
+    for handler in (
+        f"{CutoutState.get_full_name()}.confirm",  # a real handler, but not an upload one
+        f"{CutoutState.get_full_name()}.no_such_handler",
+        "nonsense",
+    ):
+        answer = httpx.post(
+            live_app.url + "/_upload",
+            content=body,
+            headers={
+                "reflex-client-token": "test-token",
+                "reflex-event-handler": handler,
+                "content-type": "multipart/form-data; boundary=xyz",
+            },
+        )
+        assert 400 <= answer.status_code < 500, (handler, answer.status_code)
+        assert "Traceback" not in answer.text and "UploadValueError" not in answer.text
+    assert httpx.get(live_app.url + "/ping").status_code == 200

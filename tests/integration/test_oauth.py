@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,7 +27,7 @@ from starlette.applications import Starlette
 from app.api.oauth import PENDING_COOKIE, oauth_routes
 from app.db import writing
 from app.models.accounts import Account
-from app.models.auth import OAuthIdentity, UserSession
+from app.models.auth import LinkPurpose, OAuthIdentity, UserSession
 from app.models.ledger import CreditLot, LotSource
 from app.routes import SESSION_COOKIE, safe_next
 from app.services.billing.pricing import MILLI
@@ -34,8 +35,9 @@ from app.services.clock import FrozenClock
 from app.services.identity import auth
 from app.services.identity.oauth import OAuthConfig, configured_providers, seal, unseal
 from app.settings import Settings
-from app.usecases.accounts import account_id_for_token
-from tests.conftest import free_port
+from app.usecases.accounts import account_id_for_token, confirm_email
+from app.usecases.accounts import sign_in as password_sign_in
+from tests.conftest import free_port, new_account
 
 SECRET = "test-session-secret-not-for-production"
 
@@ -176,7 +178,7 @@ def test_first_sign_in_creates_the_account_with_its_trial_and_the_second_reuses_
     cookie = session_cookie(first)[SESSION_COOKIE]
     assert cookie["path"] == "/" and cookie["samesite"].lower() == "lax"
     assert int(cookie["max-age"]) == 30 * 24 * 3600
-    assert not cookie["httponly"] and not cookie["secure"]  # http public URL; read by the UI
+    assert cookie["httponly"] and not cookie["secure"]  # page scripts never see it; http URL
     account_id = account_for(stack, cookie.value)
     assert account_id is not None
     with writing(stack.db) as session:
@@ -201,14 +203,7 @@ def test_first_sign_in_creates_the_account_with_its_trial_and_the_second_reuses_
 
 def test_a_verified_email_signs_into_the_existing_password_account(stack: Stack) -> None:
     with writing(stack.db) as session:
-        existing = auth.sign_up(
-            session=session,
-            clock=stack.clock,
-            email="bob@example.com",
-            password_hash=auth.check_new_password("bob's password"),
-            trial_credits=10,
-            lot_valid_days=90,
-        )
+        existing = new_account(session, stack.clock, "bob@example.com", "bob's password")
         existing_id = existing.id
     set_user(stack, "bob-at-idp", email="bob@example.com", email_verified=True)
 
@@ -217,6 +212,54 @@ def test_a_verified_email_signs_into_the_existing_password_account(stack: Stack)
     assert response.status_code == 303
     assert account_for(stack, session_cookie(response)[SESSION_COOKIE].value) == existing_id
     assert counts(stack) == (1, 1, 1)
+
+
+def test_a_provider_sign_in_takes_over_an_unconfirmed_sign_up_for_its_address(
+    stack: Stack,
+) -> None:
+    """Pre-account takeover: Mallory signs up first with Dora's address and his password, never
+    confirming it. When Dora signs in through her provider, the account becomes hers and
+    Mallory's password, sessions and confirmation link stop working."""
+    with writing(stack.db) as session:
+        mallory_hash = auth.check_new_password("mallory's password")
+        registered = auth.sign_up(
+            session=session, clock=stack.clock, email="dora@example.com", password_hash=mallory_hash
+        )
+        assert registered.outcome == "new"
+        dora_id = registered.account.id
+        assert dora_id is not None
+        mallorys_session = auth.create_session(
+            session=session, clock=stack.clock, account_id=dora_id, lifetime=timedelta(days=1)
+        )
+        mallorys_link = auth.issue_link(
+            session=session,
+            clock=stack.clock,
+            account=registered.account,
+            purpose=LinkPurpose.verify,
+            lifetime=timedelta(days=1),
+        )
+    set_user(stack, "dora", email="dora@example.com", email_verified=True)
+
+    response = sign_in(stack, "dora")
+
+    assert response.status_code == 303
+    assert account_for(stack, session_cookie(response)[SESSION_COOKIE].value) == dora_id
+    assert account_for(stack, mallorys_session) is None
+    settings = Settings(trial_credits=10, lot_valid_days=90, session_days=30)
+    with pytest.raises(auth.WrongCredentials):
+        password_sign_in(
+            db=stack.db, clock=stack.clock, settings=settings, email="dora@example.com",
+            password="mallory's password", address="192.0.2.1", user_agent="m",
+        )  # fmt: skip
+    assert mallorys_link is not None
+    with pytest.raises(auth.LinkInvalid):
+        confirm_email(
+            db=stack.db, clock=stack.clock, settings=settings, token=mallorys_link,
+            user_agent="m",
+        )  # fmt: skip
+    with writing(stack.db) as session:
+        lots = session.exec(select(CreditLot)).all()
+        assert [(lot.account_id, lot.source) for lot in lots] == [(dora_id, LotSource.trial)]
 
 
 def test_pkce_s256_challenge_is_sent_and_the_matching_verifier_redeems_the_code(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import Engine
@@ -12,26 +13,55 @@ from app.db import reading, writing
 from app.models.accounts import Account
 from app.models.auth import ApiKey, OAuthIdentity, SignInAttempt, UserSession
 from app.models.jobs import CutoutJob
-from app.models.ledger import CreditLot, LedgerEntry, LotSource
-from app.services.billing.pricing import MILLI
+from app.models.ledger import CreditLot, LedgerEntry
 from app.services.clock import FrozenClock
-from app.services.identity import api_keys, auth
+from app.services.identity import accounts, api_keys, auth
 from app.services.jobs.storage import job_dir
+from app.services.mail import Outbox
 from app.settings import Settings
 from app.usecases import accounts as usecases
+from tests.mailbox import Mailbox
 
 PASSWORD = "correct horse battery"
 
 
 # What sign-up and sign-in read: the trial, the lots' lifetime, the sessions' lifetime.
-SETTINGS = Settings(trial_credits=10, lot_valid_days=90, session_days=30)
+SETTINGS = Settings(trial_credits=10, lot_valid_days=90, session_days=30, signups_per_hour=1000)
+
+
+@pytest.fixture(autouse=True)
+def _mail(outbox: Outbox, mailbox: Mailbox) -> None:
+    global OUTBOX, MAILBOX
+    OUTBOX, MAILBOX = outbox, mailbox
+
+
+OUTBOX: Outbox
+MAILBOX: Mailbox
 
 
 def make_account(db: Engine, clock: FrozenClock, email: str = "ada@example.com") -> int:
-    _token, summary = usecases.sign_up(
-        db=db, clock=clock, settings=SETTINGS, email=email, password=PASSWORD, user_agent="t"
+    """A confirmed password account, as sign-up and the mailed link make it."""
+    before = len(MAILBOX.to(email.strip().lower()))
+    usecases.sign_up(
+        db=db,
+        clock=clock,
+        settings=SETTINGS,
+        outbox=OUTBOX,
+        email=email,
+        password=PASSWORD,
+        address="192.0.2.200",
     )
-    return summary.id
+    link = MAILBOX.link(email.strip().lower(), before + 1)
+    token, _ = usecases.confirm_email(
+        db=db,
+        clock=clock,
+        settings=SETTINGS,
+        token=parse_qs(urlsplit(link).query)["token"][0],
+        user_agent="t",
+    )
+    account_id = usecases.account_id_for_token(db=db, clock=clock, token=token)
+    assert account_id is not None
+    return account_id
 
 
 def try_sign_in(
@@ -65,10 +95,15 @@ def resolve(db: Engine, clock: FrozenClock, token: str) -> int | None:
 
 
 def change_password(
-    db: Engine, clock: FrozenClock, account_id: int, current: str, new: str, keep: str = ""
+    db: Engine, clock: FrozenClock, token: str, current: str, new: str, address: str = "192.0.2.9"
 ) -> None:
     usecases.change_password(
-        db=db, clock=clock, account_id=account_id, current=current, new=new, keep_token=keep
+        db=db,
+        clock=clock,
+        ref=auth.session_ref(token),
+        current=current,
+        new=new,
+        address=address,
     )
 
 
@@ -85,47 +120,6 @@ def oauth_account(
             trial_credits=10,
             lot_valid_days=90,
         )
-
-
-# Sign-up
-
-
-def test_sign_up_normalises_the_email_and_grants_the_trial_once(
-    db: Engine, clock: FrozenClock
-) -> None:
-    account_id = make_account(db, clock, email="  Ada@Example.COM ")
-    with writing(db) as session:
-        account = session.get(Account, account_id)
-        assert account is not None and account.email == "ada@example.com"
-        assert account.password_hash and PASSWORD not in account.password_hash
-        lots = session.exec(select(CreditLot).where(CreditLot.account_id == account_id)).all()
-    assert [(lot.source, lot.amount) for lot in lots] == [(LotSource.trial, 10 * MILLI)]
-
-
-def test_sign_up_refuses_a_taken_email_whatever_its_case(db: Engine, clock: FrozenClock) -> None:
-    make_account(db, clock)
-    with pytest.raises(auth.SignUpRefused, match="already exists"):
-        make_account(db, clock, email="ADA@example.com")
-    with writing(db) as session:
-        assert len(session.exec(select(Account)).all()) == 1
-        assert len(session.exec(select(CreditLot)).all()) == 1
-
-
-@pytest.mark.parametrize(
-    ("email", "password", "message"),
-    [
-        ("not-an-email", PASSWORD, "is not an email address"),
-        ("bob@example.com", "short", "at least 8 characters"),
-    ],
-)
-def test_sign_up_explains_each_refusal(
-    db: Engine, clock: FrozenClock, email: str, password: str, message: str
-) -> None:
-    with pytest.raises((auth.SignUpRefused, auth.PasswordRefused), match=message) as refused:
-        usecases.sign_up(
-            db=db, clock=clock, settings=SETTINGS, email=email, password=password, user_agent="t"
-        )
-    assert str(refused.value).endswith(".")  # shown as a sentence under the form
 
 
 # Sign-in and its throttle
@@ -255,7 +249,7 @@ def test_sign_out_ends_one_session_and_sign_out_everywhere_ends_all(
     phone, laptop, tablet = (new_session(db, clock, ada) for _ in range(3))
     bobs = new_session(db, clock, bob)
     with writing(db) as session:
-        auth.sign_out(session=session, clock=clock, token=phone)
+        auth.sign_out(session=session, clock=clock, ref=auth.session_ref(phone))
     assert resolve(db, clock, phone) is None
     assert resolve(db, clock, laptop) == ada
     with writing(db) as session:  # the three above, and the one sign-up opened
@@ -273,11 +267,11 @@ def test_change_password_checks_the_current_one_and_signs_out_other_browsers(
     account_id = make_account(db, clock)
     here, elsewhere = new_session(db, clock, account_id), new_session(db, clock, account_id)
     with pytest.raises(auth.WrongPassword):
-        change_password(db, clock, account_id, "not it", "a brand new secret")
-    with pytest.raises(auth.PasswordRefused, match="at least 8"):
-        change_password(db, clock, account_id, PASSWORD, "short")
+        change_password(db, clock, here, "not it", "a brand new secret")
+    with pytest.raises(auth.PasswordRefused, match="at least 10"):
+        change_password(db, clock, here, PASSWORD, "short")
     assert resolve(db, clock, elsewhere) == account_id  # refusals changed nothing
-    change_password(db, clock, account_id, PASSWORD, "a brand new secret", keep=here)
+    change_password(db, clock, here, PASSWORD, "a brand new secret")
     assert resolve(db, clock, here) == account_id
     assert resolve(db, clock, elsewhere) is None
     assert try_sign_in(db, clock, "ada@example.com", "a brand new secret").id == account_id
@@ -285,14 +279,66 @@ def test_change_password_checks_the_current_one_and_signs_out_other_browsers(
         try_sign_in(db, clock, "ada@example.com", PASSWORD)
 
 
-def test_an_oauth_only_account_can_set_a_first_password(db: Engine, clock: FrozenClock) -> None:
+def test_asking_for_the_current_password_is_throttled_like_sign_in(
+    db: Engine, clock: FrozenClock
+) -> None:
+    """A stolen session cannot guess its way to the password (or to deleting the account)."""
+    account_id = make_account(db, clock)
+    stolen = new_session(db, clock, account_id)
+    for n in range(auth.EMAIL_THROTTLE.free):
+        with pytest.raises(auth.WrongPassword):
+            change_password(db, clock, stolen, f"guess {n}", "a brand new secret")
+    with pytest.raises(auth.TooManyAttempts):
+        change_password(db, clock, stolen, PASSWORD, "a brand new secret")
+    with pytest.raises(auth.TooManyAttempts):  # nor delete the account
+        usecases.confirm_owner(
+            db=db, clock=clock, ref=auth.session_ref(stolen), password=PASSWORD, address="192.0.2.9"
+        )
+    # The guesses counted against signing in too.
+    with pytest.raises(auth.TooManyAttempts):
+        try_sign_in(db, clock, "ada@example.com", PASSWORD)
+
+
+def test_an_oauth_only_account_proves_itself_by_a_fresh_sign_in(
+    db: Engine, clock: FrozenClock
+) -> None:
     account, created = oauth_account(db, clock, "https://id.example", "42", "Eve@Example.com")
     assert created and account.password_hash is None and account.id is not None
     account_id = account.id
+    token = new_session(db, clock, account_id)  # as the provider's callback opens it
     with pytest.raises(auth.WrongCredentials):
         try_sign_in(db, clock, "eve@example.com", "")
-    change_password(db, clock, account_id, "", "now with a password")
+    clock.advance(auth.FRESH_SIGN_IN)
+    with pytest.raises(auth.FreshSignInNeeded):
+        change_password(db, clock, token, "", "now with a password")
+    fresh = new_session(db, clock, account_id)
+    change_password(db, clock, fresh, "", "now with a password")
     assert try_sign_in(db, clock, "eve@example.com", "now with a password").id == account_id
+
+
+def test_every_password_sign_in_costs_one_argon2_verification(
+    db: Engine, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the time taken tells nothing: an unknown address, an account made through a
+    provider (no password) and a real password all do the same work."""
+    make_account(db, clock)
+    oauth_account(db, clock, "https://id.example", "7", "oauth.only@example.com")
+    verified: list[str] = []
+    real = accounts._hasher
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def verify(self, password_hash: str, password: str) -> bool:
+            verified.append(password)
+            return real.verify(password_hash, password)
+
+    monkeypatch.setattr(accounts, "_hasher", Counting())
+    for email in ("ada@example.com", "oauth.only@example.com", "nobody@example.com"):
+        with pytest.raises(auth.WrongCredentials):
+            try_sign_in(db, clock, email, "a wrong password")
+    assert verified == ["a wrong password"] * 3
 
 
 # OAuth account linking
@@ -358,6 +404,17 @@ def test_delete_account_removes_personal_data_and_keeps_the_ledger(
     with pytest.raises(auth.WrongCredentials):
         try_sign_in(db, clock, "ada@example.com", "typo")
 
+    here = new_session(db, clock, account_id)
+    with pytest.raises(auth.WrongPassword):  # deleting asks for the password
+        usecases.confirm_owner(
+            db=db, clock=clock, ref=auth.session_ref(here), password="not it", address="192.0.2.9"
+        )
+    assert (
+        usecases.confirm_owner(
+            db=db, clock=clock, ref=auth.session_ref(here), password=PASSWORD, address="192.0.2.9"
+        )
+        == account_id
+    )
     usecases.delete_account(db=db, clock=clock, settings=settings, account_id=account_id)
 
     with reading(db) as session:
@@ -370,7 +427,10 @@ def test_delete_account_removes_personal_data_and_keeps_the_ledger(
         assert [job.id for job in session.exec(select(CutoutJob)).all()] == ["job-bob"]
         assert len(session.exec(select(LedgerEntry)).all()) == entries_before
         assert session.exec(select(CreditLot).where(CreditLot.account_id == account_id)).all()
-        assert len(session.exec(select(SignInAttempt)).all()) == 1  # only the address's
+        # The email's attempts (keyed by it) went with it; the addresses' stay.
+        keys = {a.key for a in session.exec(select(SignInAttempt)).all()}
+        assert auth._attempt_key("email", "ada@example.com") not in keys
+        assert auth._attempt_key("address", "203.0.113.7") in keys
     assert not job_dir(settings, "job-ada").exists()
     assert (job_dir(settings, "job-bob") / "cutout.png").exists()
     assert resolve(db, clock, token) is None

@@ -22,6 +22,7 @@ from app.services.jobs.storage import JobFile, job_dir
 from app.settings import Settings
 from app.usecases import accounts, cutouts
 from app.usecases.housekeeping import run_housekeeping
+from tests.conftest import confirmed_account
 
 DAY = timedelta(days=1)
 
@@ -33,15 +34,7 @@ def jpeg(array: np.ndarray) -> bytes:
 
 
 def sign_up(db, clock, settings: Settings, email: str):  # type: ignore[no-untyped-def]
-    _token, summary = accounts.sign_up(
-        db=db,
-        clock=clock,
-        settings=settings,
-        email=email,
-        password="a long passphrase",
-        user_agent="test",
-    )
-    return summary
+    return confirmed_account(db, clock, settings, email)
 
 
 @pytest.fixture

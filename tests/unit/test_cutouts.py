@@ -15,33 +15,18 @@ from app.services.imaging.images import ImageRejected
 from app.services.jobs import cutouts as jobs
 from app.services.jobs.cutouts import JobNotFound, download_name
 from app.services.jobs.storage import JobFile, job_dir
-from app.usecases import accounts, cutouts
+from app.usecases import cutouts
+from tests.conftest import confirmed_account
 
 
 @pytest.fixture
 def owner(db, clock, settings) -> int:  # type: ignore[no-untyped-def]
-    _token, summary = accounts.sign_up(
-        db=db,
-        clock=clock,
-        settings=settings,
-        email="a@example.com",
-        password="p" * 12,
-        user_agent="t",
-    )
-    return summary.id
+    return confirmed_account(db, clock, settings, "a@example.com").id
 
 
 @pytest.fixture
 def other(db, clock, settings) -> int:  # type: ignore[no-untyped-def]
-    _token, summary = accounts.sign_up(
-        db=db,
-        clock=clock,
-        settings=settings,
-        email="b@example.com",
-        password="p" * 12,
-        user_agent="t",
-    )
-    return summary.id
+    return confirmed_account(db, clock, settings, "b@example.com").id
 
 
 def submit(db, settings, clock, account_id: int, data: bytes, name: str = "photo.jpg"):  # type: ignore[no-untyped-def]

@@ -60,7 +60,6 @@ class OAuthConfig:
     oidc_client_id: str = ""
     oidc_client_secret: str = field(default="", repr=False)
     state_max_age: timedelta = timedelta(minutes=10)
-    session_lifetime: timedelta = timedelta(days=30)
 
     @property
     def secure_cookies(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -12,6 +13,8 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 pillow_heif.register_heif_opener()
+
+log = logging.getLogger("cutout.images")
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF", "MPO"}
 ACCEPTED_LABEL = "JPEG, PNG, WebP, BMP, TIFF, GIF or HEIC"
@@ -128,7 +131,9 @@ def load_image(data: bytes, *, filename: str, limits: Limits) -> LoadedImage:
             f"{name} is not an image Cutout can read; send {ACCEPTED_LABEL}."
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageRejected(f"{name} is truncated or corrupt ({error}).") from None
+        # The decoder's own words ("(1 bytes not processed)") help the operator, not the person.
+        log.info("%s refused as corrupt: %s", name, error)
+        raise ImageRejected(f"{name} is truncated or corrupt.") from None
     return LoadedImage(image=_to_8bit(upright), format=opened.format or "", name=name)
 
 

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePath
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from app.models.jobs import CutoutJob, JobStatus
 from app.services.billing.pricing import Feature
 from app.services.clock import Clock
+from app.services.imaging.images import ImageRejected
 from app.services.jobs import storage
 from app.services.jobs.storage import JobFile
 from app.settings import Settings
@@ -26,6 +27,19 @@ INTERRUPTED = "Processing was interrupted (the server restarted); nothing was ch
 
 class JobNotFound(LookupError):
     """No such job for this owner: another owner's ids look exactly like missing ones."""
+
+
+class UploadLimited(ImageRejected):
+    """Too many uploads in the last minute (an HTTP answer would be 429); nothing was stored."""
+
+    def __init__(self, per_minute: int) -> None:
+        super().__init__(
+            f"That is more than {per_minute} photos in a minute. Wait a moment and try again."
+        )
+
+
+# Photos that were stored but never paid for (queued, or failed and not retried).
+UNPAID = (JobStatus.queued, JobStatus.failed)
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,34 @@ def add_job(
     session.add(job)
     session.flush()
     return view_of(job)
+
+
+def check_upload_rate(*, session: Session, clock: Clock, owner: str, per_minute: int) -> None:
+    """UploadLimited when the owner stored `per_minute` uploads within the last minute."""
+    since = clock.now() - timedelta(minutes=1)
+    recent = session.exec(
+        select(func.count())
+        .select_from(CutoutJob)
+        .where(CutoutJob.owner == owner, col(CutoutJob.created_at) > since)
+    ).one()
+    if recent >= per_minute:
+        raise UploadLimited(per_minute)
+
+
+def make_room(*, session: Session, settings: Settings, owner: str, max_unpaid: int) -> int:
+    """Before storing one more upload: delete the owner's oldest unpaid uploads until fewer
+    than `max_unpaid` remain, so one account cannot fill the disk. Returns how many went."""
+    unpaid = session.exec(
+        select(CutoutJob)
+        .where(CutoutJob.owner == owner, col(CutoutJob.status).in_(UNPAID))
+        .order_by(col(CutoutJob.created_at).desc(), col(CutoutJob.id))
+    ).all()
+    swept = unpaid[max_unpaid - 1 :]
+    for job in swept:
+        storage.delete_job_files(settings, job.id)
+        session.delete(job)
+    session.flush()
+    return len(swept)
 
 
 def get_job(*, session: Session, owner: str | None, job_id: str) -> JobView:
