@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import stripe
 from sqlalchemy import Engine
@@ -15,6 +21,19 @@ from app.services.mail import Outbox
 from app.settings import Settings, get_settings
 
 _clock: Clock = SystemClock()
+T = TypeVar("T")
+# Password hashing (argon2, tens of milliseconds of several cores each) gets threads of its own:
+# in asyncio's shared default pool a storm of sign-ins would hold every thread, and each image
+# load or page event would queue behind them.
+_password_pool = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="cutout-passwords"
+)
+
+
+async def password_work(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a use case that hashes or checks a password, off the event loop and the shared pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_password_pool, functools.partial(fn, **kwargs))
 
 
 def settings() -> Settings:

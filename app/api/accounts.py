@@ -37,6 +37,7 @@ from starlette.routing import Route
 from app import routes
 from app.api.client import client_address, same_site_post
 from app.api.sessions import clear_session_cookie, set_session_cookie
+from app.runtime import password_work
 from app.services.clock import Clock
 from app.services.identity.accounts import MIN_PASSWORD_LENGTH
 from app.services.identity.auth import AuthError, LinkInvalid, message_for
@@ -161,7 +162,7 @@ def account_routes(
     async def sign_in(request: Request, form: dict[str, str]) -> Response:
         next_path = routes.safe_next(form.get("next"))
         try:
-            token, _summary = await asyncio.to_thread(
+            token, _summary = await password_work(
                 accounts.sign_in,
                 db=db(),
                 clock=clock(),
@@ -180,7 +181,7 @@ def account_routes(
     async def sign_up(request: Request, form: dict[str, str]) -> Response:
         next_path = routes.safe_next(form.get("next"))
         try:
-            await asyncio.to_thread(
+            await password_work(
                 accounts.sign_up,
                 db=db(),
                 clock=clock(),
@@ -235,7 +236,7 @@ def account_routes(
     async def reset(request: Request, form: dict[str, str]) -> Response:
         token = form.get("token", "")
         try:
-            session_token = await asyncio.to_thread(
+            session_token = await password_work(
                 accounts.reset_password,
                 db=db(),
                 clock=clock(),

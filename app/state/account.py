@@ -264,7 +264,7 @@ class AccountState(AuthState):
             self.problem = "The two new passwords differ."
             return None
         try:
-            await asyncio.to_thread(
+            await runtime.password_work(
                 accounts.change_password,
                 db=runtime.db(),
                 clock=runtime.clock(),
@@ -290,7 +290,7 @@ class AccountState(AuthState):
             self.problem = "Type your email address to confirm deleting the account."
             return None
         try:
-            account_id = await asyncio.to_thread(
+            account_id = await runtime.password_work(
                 accounts.confirm_owner,
                 db=runtime.db(),
                 clock=runtime.clock(),
