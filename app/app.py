@@ -7,6 +7,7 @@ import logging
 import sys
 
 import reflex as rx
+from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from app import routes, runtime
@@ -19,6 +20,7 @@ from app.pages.auth import signin, signup
 from app.pages.home import home
 from app.pages.pricing import pricing
 from app.services.imaging.model_files import ModelMissing, check_model
+from app.settings import describe_invalid
 from app.state.account import AccountState
 from app.state.auth import AuthState
 from app.state.cutout import CutoutState
@@ -27,7 +29,10 @@ from app.usecases.housekeeping import run_housekeeping
 
 log = logging.getLogger("cutout")
 
-_settings = runtime.settings()
+try:
+    _settings = runtime.settings()
+except ValidationError as invalid:
+    sys.exit(f"Cutout cannot start: {describe_invalid(invalid)}")
 try:
     check_model(_settings.models_path, _settings.model_name)
 except ModelMissing as missing:
