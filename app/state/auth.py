@@ -16,6 +16,19 @@ from app.usecases import accounts
 from app.usecases.accounts import AccountSummary
 
 
+def expiry_notice(summary: AccountSummary) -> str:
+    """'4.5 credits expire on 2026-12-01 unless used.' for the soonest lot, or ''."""
+    if not summary.expiring:
+        return ""
+    first = summary.expiring[0]
+    more = len(summary.expiring) - 1
+    tail = f" (and {more} more batch{'es' if more > 1 else ''} soon after)" if more else ""
+    return (
+        f"{format_credits(first.credits_left)} credits expire on "
+        f"{first.expires_at.strftime('%Y-%m-%d')} unless used{tail}."
+    )
+
+
 class AuthState(rx.State):
     # The raw token lives only in the browser; the server keeps its hash.
     session_token: str = rx.Cookie(
@@ -25,6 +38,7 @@ class AuthState(rx.State):
     plan: str = ""
     web_credits: str = ""
     api_credits: str = ""
+    expiry_notice: str = ""  # credits about to expire, shown on every page
     auth_error: str = ""
     auth_busy: bool = False
     _account_id: int = 0
@@ -51,12 +65,14 @@ class AuthState(rx.State):
             self.plan = ""
             self.web_credits = ""
             self.api_credits = ""
+            self.expiry_notice = ""
             return
         self._account_id = summary.id
         self.account_email = summary.email
         self.plan = summary.plan
         self.web_credits = format_credits(summary.web_available)
         self.api_credits = format_credits(summary.api_available)
+        self.expiry_notice = expiry_notice(summary)
 
     async def current_account(self) -> AccountSummary | None:
         """Re-check the session on the server; every handler that touches data starts here."""

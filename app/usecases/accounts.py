@@ -31,6 +31,8 @@ class AccountSummary:
     plan: str
     web_available: int  # milli-credits
     api_available: int
+    # Credits left in lots that expire within a week (soonest first): the banner's warning.
+    expiring: tuple[ledger.ExpiryWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ def summary_of(
         plan=account.plan.value,
         web_available=wallets[Wallet.web].available,
         api_available=wallets[Wallet.api].available,
+        expiring=tuple(ledger.expiry_warnings_in(wallets, account_id=account.id, now=clock.now())),
     )
 
 

@@ -444,6 +444,16 @@ def void_lot(
     return lot
 
 
+def voided_credits(*, session: Session, lot_id: int) -> int:
+    """Milli-credits of the lot voided so far (held credits are voided as they come back)."""
+    total = session.exec(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.lot_id == lot_id, LedgerEntry.kind == EntryKind.void
+        )
+    ).one()
+    return int(total)
+
+
 def find_lot(*, session: Session, lot_id: int) -> CreditLot | None:
     """Any account's lot by id: for operators, who name lots by number."""
     return session.get(CreditLot, lot_id)
