@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     topup_price_cents: int = Field(default=1000, ge=0)
     api_pack_credits: int = Field(default=1000, gt=0)
     api_pack_price_cents: int = Field(default=3500, ge=0)
-    lot_valid_days: int = Field(default=90, ge=1)
+    lot_valid_days: int = Field(default=90, ge=1, le=3660)
     reservation_timeout_seconds: int = Field(default=600, ge=10)
     currency: str = Field(default="usd", min_length=3, max_length=3)
 
