@@ -98,11 +98,6 @@ class Settings(BaseSettings):
         return self.data_dir / "results"
 
     @property
-    def upload_tmp_dir(self) -> Path:
-        """Where Reflex's own upload folder points; Cutout never serves files from it."""
-        return self.data_dir / "upload-tmp"
-
-    @property
     def max_pixels(self) -> int:
         return int(self.max_megapixels * 1_000_000)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,6 +24,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 # argon2id with the library's (RFC 9106 low-memory) defaults.
 _hasher = PasswordHasher()
+# Each hash takes ~64 MB and several cores for tens of milliseconds. A storm of sign-ins would
+# otherwise run dozens at once and starve everything else on the machine (image loads, the
+# event loop); past one per core they only queue here, which costs them nothing in throughput.
+_hashing = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class AccountError(ValueError):
@@ -59,7 +65,8 @@ def hash_password(password: str) -> str:
         raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise WeakPassword(f"a password may have at most {MAX_PASSWORD_LENGTH} characters")
-    return _hasher.hash(password)
+    with _hashing:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -67,7 +74,8 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if not password_hash or len(password) > MAX_PASSWORD_LENGTH:
         return False
     try:
-        return _hasher.verify(password_hash, password)
+        with _hashing:
+            return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
