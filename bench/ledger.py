@@ -116,9 +116,15 @@ def prepare(url: str, accounts: int, sync: str) -> list[int]:
     return ids
 
 
-def charge(args: tuple[str, str, int, int, multiprocessing.synchronize.Barrier]) -> float:
-    """One worker: `pairs` reserve+capture pairs on its account; returns its CPU seconds."""
-    url, sync, account_id, pairs, start = args
+def charge(
+    url: str,
+    sync: str,
+    account_id: int,
+    pairs: int,
+    start: multiprocessing.synchronize.Barrier,
+    results: multiprocessing.Queue,
+) -> None:
+    """One worker: `pairs` reserve+capture pairs on its account; reports its CPU seconds."""
     engine = make_engine(url, sqlite_synchronous=sync)
     clock = SystemClock()
     with writing(engine) as session:  # connect before the clock starts
@@ -140,8 +146,8 @@ def charge(args: tuple[str, str, int, int, multiprocessing.synchronize.Barrier])
             ledger.capture_reservation(
                 session=session, clock=clock, account_id=account_id, key=key, amount=COST
             )
+    results.put(time.process_time() - cpu)
     engine.dispose()
-    return time.process_time() - cpu
 
 
 @dataclass(frozen=True)
@@ -153,15 +159,24 @@ class Round:
 
 def run_round(url: str, accounts: int, pairs: int, sync: str, server: bool) -> Round:
     ids = prepare(url, accounts, sync)
+    # Forked processes, like app workers: the barrier is inherited, so all start together.
     context = multiprocessing.get_context("fork")
     start = context.Barrier(accounts + 1)
-    with context.Pool(accounts) as pool:
-        pending = pool.map_async(charge, [(url, sync, i, pairs, start) for i in ids])
-        start.wait()
-        began, server_began = time.perf_counter(), server_cpu_seconds() if server else 0.0
-        cpus = pending.get()
-        elapsed = time.perf_counter() - began
-        server_spent = server_cpu_seconds() - server_began if server else None
+    results: multiprocessing.Queue = context.Queue()
+    workers = [
+        context.Process(target=charge, args=(url, sync, i, pairs, start, results)) for i in ids
+    ]
+    for worker in workers:
+        worker.start()
+    start.wait(timeout=300)
+    began, server_began = time.perf_counter(), server_cpu_seconds() if server else 0.0
+    cpus = [results.get(timeout=3600) for _ in workers]
+    elapsed = time.perf_counter() - began
+    server_spent = server_cpu_seconds() - server_began if server else None
+    for worker in workers:
+        worker.join()
+        if worker.exitcode:
+            raise SystemExit(f"a worker failed (exit code {worker.exitcode})")
     total = accounts * pairs
     engine = make_engine(url)
     with writing(engine) as session:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert
+from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from app.db import require_writing
@@ -265,11 +265,11 @@ def reserve_credits(
             )
         _require_live(existing, now)
         return existing
-    lots = _active_lots(session, account_id, wallet, now)
-    if any(lot.reserved for lot in lots):
-        # Holds past their deadline are free again now, not when the sweeper next runs. With
-        # nothing held there is nothing to lapse, and the hot path skips the query.
-        _lapse_overdue(session, account_id, now)
+    lots = _free_lots(session, account_id, wallet, now)
+    # Holds past their deadline are free again now, not when the sweeper next runs. With
+    # nothing held there is nothing to lapse, and the hot path skips the query.
+    if any(lot.reserved for lot in lots) and _lapse_overdue(session, account_id, now):
+        lots = _free_lots(session, account_id, wallet, now)
     if sources is not None:
         lots = [lot for lot in lots if lot.source in sources]
     available = sum(lot.remaining - lot.reserved for lot in lots)
@@ -286,21 +286,25 @@ def reserve_credits(
         expires_at=now + timedelta(seconds=timeout_seconds),
     )
     session.add(reservation)
-    holds: list[tuple[CreditLot, int]] = []
+    session.flush()  # its id, for the entries
+    holds: list[tuple[int, int]] = []
     left = amount
     for lot in lots:
         take = min(left, lot.remaining - lot.reserved)
         if take <= 0:
             continue
-        lot.reserved += take
-        holds.append((lot, take))
+        holds.append((lot.id, take))
         left -= take
         if not left:
             break
-    # One flush writes the reservation (giving it its id) and the lots' holds together.
-    session.flush()
-    _write(
-        session, [_entry(lot, EntryKind.hold, take, key, now, reservation) for lot, take in holds]
+    connection = session.connection()
+    connection.execute(_MOVE, [{"lot": lot_id, "held": take, "spent": 0} for lot_id, take in holds])
+    connection.execute(
+        _INSERT_ENTRY,
+        [
+            _movement(account_id, lot_id, EntryKind.hold, take, key, now, reservation.id)
+            for lot_id, take in holds
+        ],
     )
     return reservation
 
@@ -430,8 +434,9 @@ def void_lot(
     if lot.voided_at is not None:
         return lot
     now = clock.now()
-    # Lapsed holds go back first, so what they held is voided too (it refreshes `lot`).
-    _lapse_overdue(session, account_id, now)
+    # Lapsed holds go back first, so what they held is voided too.
+    if _lapse_overdue(session, account_id, now):
+        session.refresh(lot)
     entries = []
     rest = lot.remaining - lot.reserved
     if rest:
@@ -885,15 +890,30 @@ def _shares(paid: int, amount: int, moves: dict[EntryKind, int]) -> tuple[int, i
 # --- inside the operations ------------------------------------------------------------------
 
 
+# A charge's hot path works on plain rows, not ORM objects: loading a dozen lots as objects
+# cost more than all of its SQL. Lots change only through _MOVE, inside the account's lock.
 _HOLDS = (
-    select(LedgerEntry.amount, CreditLot)
+    select(
+        LedgerEntry.amount,
+        CreditLot.id,
+        CreditLot.account_id,
+        CreditLot.expired_at,
+        CreditLot.voided_at,
+    )
     .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
     .where(
         LedgerEntry.reservation_id == bindparam("reservation_id"),
         LedgerEntry.kind == EntryKind.hold,
     )
     .order_by(col(LedgerEntry.id))
-    .execution_options(populate_existing=True)
+)
+_MOVE = (
+    update(CreditLot)
+    .where(col(CreditLot.id) == bindparam("lot"))
+    .values(
+        reserved=col(CreditLot.reserved) + bindparam("held"),
+        remaining=col(CreditLot.remaining) - bindparam("spent"),
+    )
 )
 
 
@@ -905,35 +925,45 @@ def _resolve(
     now: datetime,
 ) -> None:
     """Capture ``captured`` from the holds in the order they were taken; release the rest."""
-    holds = session.exec(_HOLDS, params={"reservation_id": reservation.id}).all()
+    connection = session.connection()
+    holds = connection.execute(_HOLDS, {"reservation_id": reservation.id}).all()
     entries: list[dict[str, Any]] = []
+    moves: list[dict[str, int]] = []
     to_capture = captured
-    for held, lot in holds:
+    rid, key = reservation.id, reservation.key
+    for held, lot_id, account_id, expired_at, voided_at in holds:
         take = min(to_capture, held)
         give_back = held - take
         to_capture -= take
+        spent = take
         if take:
-            lot.reserved -= take
-            lot.remaining -= take
-            entries.append(_entry(lot, EntryKind.capture, take, reservation.key, now, reservation))
+            entries.append(_movement(account_id, lot_id, EntryKind.capture, take, key, now, rid))
         if give_back:
-            lot.reserved -= give_back
             entries.append(
-                _entry(lot, EntryKind.release, give_back, reservation.key, now, reservation)
+                _movement(account_id, lot_id, EntryKind.release, give_back, key, now, rid)
             )
             # Handed back to a lot that is already closed: write it off at once, as its
             # expiry or void would have done had the credits not been held.
-            if lot.voided_at is not None:
-                lot.remaining -= give_back
-                entries.append(_entry(lot, EntryKind.void, give_back, f"void:{lot.id}", now))
-            elif lot.expired_at is not None:
-                lot.remaining -= give_back
-                entries.append(_entry(lot, EntryKind.expire, give_back, f"expire:{lot.id}", now))
+            if voided_at is not None or expired_at is not None:
+                kind, why = (
+                    (EntryKind.void, "void")
+                    if voided_at is not None
+                    else (EntryKind.expire, "expire")
+                )
+                spent += give_back
+                entries.append(
+                    _movement(account_id, lot_id, kind, give_back, f"{why}:{lot_id}", now)
+                )
+        moves.append({"lot": lot_id, "held": -held, "spent": spent})
     reservation.status = status
     reservation.captured = captured
     reservation.resolved_at = now
     session.add(reservation)
-    _write(session, entries)
+    session.flush()
+    if moves:
+        connection.execute(_MOVE, moves)
+    if entries:
+        connection.execute(_INSERT_ENTRY, entries)
 
 
 def _require_live(reservation: Reservation, now: datetime) -> None:
@@ -1026,6 +1056,26 @@ _FIND_RESERVATION = (
 )
 
 
+_FREE_LOTS = (
+    select(CreditLot.id, CreditLot.source, CreditLot.remaining, CreditLot.reserved)
+    .where(
+        CreditLot.account_id == bindparam("account_id"),
+        col(CreditLot.scope).in_(bindparam("scopes", expanding=True)),
+        col(CreditLot.issued_at) <= bindparam("now"),
+        col(CreditLot.expires_at) > bindparam("now"),
+        col(CreditLot.voided_at).is_(None),
+        col(CreditLot.remaining) > 0,
+    )
+    .order_by(col(CreditLot.expires_at), col(CreditLot.issued_at), col(CreditLot.id))
+)
+
+
+def _free_lots(session: Session, account_id: int, wallet: Wallet, now: datetime) -> Sequence[Any]:
+    """The wallet's active lots with credits in them, in draw order, as plain rows."""
+    params = {"account_id": account_id, "scopes": list(SCOPES_OF_WALLET[wallet]), "now": now}
+    return session.connection().execute(_FREE_LOTS, params).all()
+
+
 def _active_lots(
     session: Session, account_id: int, wallet: Wallet, now: datetime
 ) -> Sequence[CreditLot]:
@@ -1069,6 +1119,29 @@ def _entry(
         # The grant records the lot as issued, for the ledger check.
         "lot_scope": lot.scope.value if grant else None,
         "lot_expires_at": lot.expires_at if grant else None,
+    }
+
+
+def _movement(
+    account_id: int,
+    lot_id: int,
+    kind: EntryKind,
+    amount: int,
+    op_key: str,
+    now: datetime,
+    reservation_id: int | None = None,
+) -> dict[str, Any]:
+    """An entry that moves credits (never a grant), from plain values."""
+    return {
+        "account_id": account_id,
+        "lot_id": lot_id,
+        "reservation_id": reservation_id,
+        "kind": kind,
+        "amount": amount,
+        "op_key": op_key,
+        "created_at": now,
+        "lot_scope": None,
+        "lot_expires_at": None,
     }
 
 
