@@ -22,7 +22,7 @@ TESTS = [
 ]
 
 MUTANTS: dict[str, tuple[str, str]] = {
-    "no lot amount check": ('compare(subject, "amount", lot.amount, s[EntryKind.grant])', "pass"),
+    "grant record ignores amount": ('("amount", lot.amount, record.amount),', ""),
     "no remaining check": (
         'compare(subject, "remaining", lot.remaining, s[EntryKind.grant] - spent)',
         "pass",

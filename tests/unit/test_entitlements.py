@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import Engine
-
-from dataclasses import replace
-from datetime import timedelta
 
 from app.db import writing
 from app.models.accounts import Account, Plan

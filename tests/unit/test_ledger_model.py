@@ -315,6 +315,16 @@ def tamper_expiry(session: Session, account_id: int, _other: int) -> tuple[str, 
     return f"lot {lot.id}", "expires_at"
 
 
+def tamper_amount(session: Session, account_id: int, _other: int) -> tuple[str, str] | None:
+    """Raise a lot's amount: its remaining and its entries still add up the old way."""
+    lot = _one(session, _lots(account_id))
+    with unguarded(session):
+        session.execute(
+            sa.update(CreditLot).where(CreditLot.id == lot.id).values(amount=lot.amount + 500)
+        )
+    return f"lot {lot.id}", "amount"
+
+
 def tamper_scope(session: Session, account_id: int, _other: int) -> tuple[str, str] | None:
     lot = _one(session, _lots(account_id))
     scope = LotScope.both if lot.scope != LotScope.both else LotScope.web
@@ -426,6 +436,7 @@ TAMPERS = [
     Tamper("hold after expiry", tamper_hold_time),
     Tamper("entry on another account", tamper_entry_account),
     Tamper("expiry extended", tamper_expiry),
+    Tamper("amount raised", tamper_amount),
     Tamper("scope widened", tamper_scope),
     Tamper("lot moved to another account", tamper_lot_account),
     Tamper("issue date moved", tamper_issued),

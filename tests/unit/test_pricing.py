@@ -8,8 +8,8 @@ import sys
 
 import pytest
 from hypothesis import given
-from pydantic import ValidationError
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from app.services.billing.pricing import (
     MEGAPIXEL,
