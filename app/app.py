@@ -7,6 +7,7 @@ import logging
 import sys
 
 import reflex as rx
+from pydantic import ValidationError
 from reflex.utils.prerequisites import get_states_dir
 from starlette.applications import Starlette
 
@@ -25,6 +26,7 @@ from app.pages.home import home
 from app.pages.pricing import pricing
 from app.permissions import make_private
 from app.services.imaging.model_files import ModelMissing, check_model
+from app.settings import describe_invalid
 from app.state.account import AccountState
 from app.state.auth import AuthState
 from app.state.cutout import CutoutState
@@ -35,7 +37,10 @@ from app.usecases.housekeeping import run_housekeeping
 
 log = logging.getLogger("cutout")
 
-_settings = runtime.settings()
+try:
+    _settings = runtime.settings()
+except ValidationError as invalid:
+    sys.exit(f"Cutout cannot start: {describe_invalid(invalid)}")
 # Everything this process writes (database, results, Reflex's state pickles) is its user's alone.
 make_private(_settings, get_states_dir())
 try:

@@ -7,8 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.services.billing.pricing import MEGAPIXEL, PRICE_TABLE
 
 MB = 1024 * 1024
 
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
     topup_price_cents: int = Field(default=1000, ge=0)
     api_pack_credits: int = Field(default=1000, gt=0)
     api_pack_price_cents: int = Field(default=3500, ge=0)
-    lot_valid_days: int = Field(default=90, ge=1)
+    lot_valid_days: int = Field(default=90, ge=1, le=3660)
     reservation_timeout_seconds: int = Field(default=600, ge=10)
     currency: str = Field(default="usd", min_length=3, max_length=3)
 
@@ -104,6 +106,17 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    @field_validator("max_megapixels", mode="after")
+    @classmethod
+    def _priced_megapixels(cls, value: float) -> float:
+        # Refused at start-up, not at the first large upload that could not be priced.
+        if value * MEGAPIXEL > PRICE_TABLE.max_pixels:
+            raise ValueError(
+                f"{value:g} megapixels is more than the price table covers "
+                f"({PRICE_TABLE.max_pixels / MEGAPIXEL:g}); set it to at most that"
+            )
+        return value
+
     @property
     def models_path(self) -> Path:
         return (self.models_dir or self.data_dir / "models").expanduser().resolve()
@@ -142,6 +155,15 @@ class Settings(BaseSettings):
     @property
     def onnx_thread_count(self) -> int:
         return self.onnx_threads or os.cpu_count() or 1
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line naming each bad variable and why, for start-up messages (no traceback)."""
+    return "; ".join(
+        f"CUTOUT_{'_'.join(str(part) for part in problem['loc']).upper()}: "
+        f"{problem['msg'].removeprefix('Value error, ')}"
+        for problem in error.errors()
+    )
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""`cutout-admin`: operator commands for accounts, credits, feature flags and the ledger check."""
+"""`cutout-admin`: operator commands for accounts, plans, credits, flags, the ledger and money."""
 
 from __future__ import annotations
 
@@ -6,23 +6,26 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 import stripe
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.db import make_engine
+from app.models.accounts import Plan
 from app.models.ledger import LotScope
 from app.services.billing import ledger
-from app.services.billing.entitlements import UnknownFlag
+from app.services.billing.entitlements import UnknownFlag, UnpricedTool
 from app.services.billing.pricing import MILLI, format_credits
 from app.services.billing.stripe_billing import LOOKUP_KEYS, BillingError
 from app.services.clock import Clock, SystemClock
 from app.services.identity.accounts import AccountError
 from app.services.identity.auth import AuthError
-from app.settings import Settings, get_settings
+from app.settings import Settings, describe_invalid, get_settings
 from app.usecases import billing, operator
 from app.usecases.operator import OperatorError
 
@@ -39,11 +42,18 @@ def parse_credits(raw: str) -> int:
         value = Decimal(raw)
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a number of credits") from None
-    milli = value * MILLI
-    if not value.is_finite() or milli != milli.to_integral_value():
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of milli-credits")
-    if milli <= 0:
+    # Checked before any arithmetic: a signalling NaN ("sNaN") raises inside it.
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of credits")
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"credits must be positive, not {raw}")
+    if value > Decimal(ledger.MAX_AMOUNT) / MILLI:
+        raise argparse.ArgumentTypeError(
+            f"{raw} credits is more than one grant may hold ({ledger.MAX_AMOUNT // MILLI:,})"
+        )
+    milli = value * MILLI
+    if milli != milli.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of milli-credits")
     return int(milli)
 
 
@@ -55,6 +65,24 @@ def positive_int(raw: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def valid_days(raw: str) -> int:
+    value = positive_int(raw)
+    if value > ledger.MAX_LOT_VALID_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"a lot may be valid at most {ledger.MAX_LOT_VALID_DAYS} days, not {value}"
+        )
+    return value
+
+
+def utc_time(raw: str) -> datetime:
+    """'2026-11-01' (midnight UTC) or a full ISO 8601 time; a time without a zone is UTC."""
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,12 +104,30 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--email", required=True)
     grant.add_argument("--credits", required=True, type=parse_credits)
     grant.add_argument("--wallet", required=True, choices=[scope.value for scope in LotScope])
-    grant.add_argument("--valid-days", type=positive_int, default=None)
+    grant.add_argument("--valid-days", type=valid_days, default=None)
     grant.add_argument("--key", help="idempotency key: repeat it to make a retry safe")
     grant.set_defaults(run=credits_grant)
     show = credits.add_parser("balance", help="balances and active lots, as JSON")
     show.add_argument("--email", required=True)
     show.set_defaults(run=credits_balance)
+    void = credits.add_parser("void", help="void a lot's unspent rest (held credits honoured)")
+    void.add_argument("--lot", required=True, type=positive_int)
+    void.add_argument("--reason", required=True)
+    void.set_defaults(run=credits_void)
+
+    plans = groups.add_parser("plans", help="plans").add_subparsers(dest="command", required=True)
+    plan_set = plans.add_parser("set", help="put an account on a plan")
+    plan_set.add_argument("--email", required=True)
+    plan_set.add_argument("plan", choices=[plan.value for plan in Plan])
+    plan_set.set_defaults(run=plans_set)
+
+    report = groups.add_parser(
+        "report", help="credits and money for a period, to reconcile with Stripe"
+    )
+    report.add_argument("--from", dest="start", required=True, type=utc_time)
+    report.add_argument("--to", dest="end", required=True, type=utc_time, help="exclusive")
+    report.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report.set_defaults(run=money_report)
 
     flags = groups.add_parser("flags", help="feature flags").add_subparsers(
         dest="command", required=True
@@ -167,6 +213,74 @@ def credits_balance(db: Engine, clock: Clock, settings: Settings, args: Any) -> 
     return 0
 
 
+def credits_void(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    lot, voided = operator.void_lot(db=db, clock=clock, lot_id=args.lot, reason=args.reason)
+    print(f"voided {format_credits(voided)} credits of lot {lot.id}")
+    if lot.reserved:
+        # Held credits honour their reservation; whatever it hands back is voided then.
+        print(f"{format_credits(lot.reserved)} credits are still held; voided if handed back")
+    return 0
+
+
+def plans_set(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    account, before = operator.set_plan(db=db, email=args.email, plan=Plan(args.plan))
+    print(f"{account.email}: {before.value} -> {account.plan.value}")
+    return 0
+
+
+def money_report(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    report = operator.money_report(db=db, start=args.start, end=args.end)
+    issued = sum(report.issued.values())
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "from": report.start.isoformat(),
+                    "to": report.end.isoformat(),
+                    "credits_milli": {
+                        "issued": issued,
+                        "issued_by_source": {k.value: v for k, v in report.issued.items()},
+                        "spent": report.spent,
+                        "expired": report.expired,
+                        "voided": report.voided,
+                    },
+                    "money_minor_units": [vars(totals) for totals in report.money],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"period {report.start.isoformat()} to {report.end.isoformat()} (end excluded)")
+    by_source = ", ".join(
+        f"{source.value} {format_credits(amount)}" for source, amount in report.issued.items()
+    )
+    print(f"credits issued   {format_credits(issued)}" + (f" ({by_source})" if by_source else ""))
+    for label, amount in (
+        ("spent", report.spent),
+        ("expired", report.expired),
+        ("voided", report.voided),
+    ):
+        print(f"credits {label:<8} {format_credits(amount)}")
+    if not report.money:
+        print("money: no purchased lots in or before this period")
+    for totals in report.money:
+        code = totals.currency.upper()
+        print(
+            f"money {code}: received {_money(totals.received)}, "
+            f"recognised {_money(totals.recognised)}, voided {_money(totals.voided)}, "
+            f"deferred {_money(totals.deferred_at_start)} at start and "
+            f"{_money(totals.deferred_at_end)} at end"
+        )
+    return 0
+
+
+def _money(minor: int) -> str:
+    """Minor units (cents) as a decimal amount, exactly: 123456 -> '1234.56'."""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
 def flags_list(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
     for flag in operator.list_flags(db=db):
         print(f"{flag.name}\t{'on' if flag.enabled else 'off'}")
@@ -202,7 +316,11 @@ def ledger_check(db: Engine, clock: Clock, settings: Settings, args: Any) -> int
 def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as invalid:
+        print(f"cutout-admin: error: {describe_invalid(invalid)}", file=sys.stderr)
+        return 1
     engine = make_engine(settings.db_url)
     run: Command = args.run
     try:
@@ -214,6 +332,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         ledger.LedgerError,
         UnknownFlag,
         BillingError,
+        UnpricedTool,
     ) as error:
         # The unit of work has rolled back: a refused command changes nothing.
         print(f"cutout-admin: error: {error}", file=sys.stderr)

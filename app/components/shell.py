@@ -105,9 +105,38 @@ def footer() -> rx.Component:
     )
 
 
+def expiry_banner() -> rx.Component:
+    """Credits about to expire: a week's notice, with the page where they can be used."""
+    return rx.cond(
+        AuthState.expiry_notice != "",
+        rx.box(
+            rx.callout(
+                rx.text(
+                    AuthState.expiry_notice,
+                    " ",
+                    rx.link("Use them now", href=routes.HOME),
+                    " or see ",
+                    rx.link("your credits", href=routes.ACCOUNT),
+                    ".",
+                ),
+                icon="clock",
+                color_scheme="amber",
+                role="status",
+                width="100%",
+                max_width="64rem",
+                margin_x="auto",
+            ),
+            width="100%",
+            padding_x=["0.75rem", "1rem", "1.5rem"],
+            padding_top="0.75rem",
+        ),
+    )
+
+
 def page_shell(*children: rx.Component) -> rx.Component:
     return rx.box(
         navbar(),
+        expiry_banner(),
         rx.el.main(
             rx.vstack(
                 *children,

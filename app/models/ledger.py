@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+
+def _credits(*default: int) -> Any:
+    """An amount of milli-credits: 64-bit, as real balances need on PostgreSQL."""
+    return Field(*default, sa_type=BigInteger)
 
 
 class LotSource(StrEnum):
@@ -69,9 +75,9 @@ class CreditLot(SQLModel, table=True):
     account_id: int = Field(foreign_key="account.id")
     source: LotSource = Field(max_length=16)
     scope: LotScope = Field(max_length=8)
-    amount: int
-    remaining: int
-    reserved: int = 0
+    amount: int = _credits()
+    remaining: int = _credits()
+    reserved: int = _credits(0)
     issued_at: datetime
     expires_at: datetime
     grant_key: str = Field(max_length=200)
@@ -86,6 +92,9 @@ class CreditLot(SQLModel, table=True):
     payment_ref: str | None = Field(default=None, max_length=255)
     # Who granted an operator lot (e.g. "cutout-admin" or an operator's name); None otherwise.
     granted_by: str | None = Field(default=None, max_length=200)
+    # Why and by whom the unspent rest was voided (a refund, a mistaken grant).
+    void_reason: str | None = Field(default=None, max_length=500)
+    voided_by: str | None = Field(default=None, max_length=200)
 
 
 class Reservation(SQLModel, table=True):
@@ -98,14 +107,16 @@ class Reservation(SQLModel, table=True):
         UniqueConstraint("account_id", "key", name="uq_credit_reservation_key"),
         # The sweeper's question: which open reservations are past their deadline?
         Index("ix_credit_reservation_open_deadline", "status", "expires_at"),
+        # The same question for one account, asked before its credits are counted.
+        Index("ix_credit_reservation_account_open", "account_id", "status", "expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
     wallet: Wallet = Field(max_length=8)
     key: str = Field(max_length=200)
-    amount: int
-    captured: int = 0
+    amount: int = _credits()
+    captured: int = _credits(0)
     status: ReservationStatus = Field(default=ReservationStatus.open, max_length=16)
     created_at: datetime
     expires_at: datetime
@@ -129,10 +140,14 @@ class LedgerEntry(SQLModel, table=True):
         default=None, foreign_key="credit_reservation.id", index=True
     )
     kind: EntryKind = Field(max_length=16)
-    amount: int
+    amount: int = _credits()
     # The caller's idempotency key of the operation that wrote the entry.
     op_key: str = Field(max_length=200)
     created_at: datetime
+    # A grant entry records the lot as issued (its amount, account and issue time are the
+    # entry's own), so the ledger check can tell when a lot's fixed columns were altered.
+    lot_scope: str | None = Field(default=None, max_length=8)
+    lot_expires_at: datetime | None = None
 
 
 class FeatureFlag(SQLModel, table=True):

@@ -57,14 +57,17 @@ def _wallets() -> rx.Component:
             rx.foreach(
                 AccountState.wallets,
                 lambda w: rx.card(
-                    rx.text(w["name"].upper(), " wallet", size="1", color_scheme="gray"),
+                    rx.text(w["name"], size="1", color_scheme="gray"),
                     rx.heading(w["available"], size="6"),
                     rx.text(
-                        "available · ", w["reserved"], " reserved", size="1", color_scheme="gray"
+                        w["note"],
+                        rx.cond(w["reserved"] != "", " · " + w["reserved"] + " reserved", ""),
+                        size="1",
+                        color_scheme="gray",
                     ),
                 ),
             ),
-            columns="2",
+            columns=rx.breakpoints(initial="2", sm="3"),
             spacing="3",
             width="100%",
         ),

@@ -1,7 +1,7 @@
 """Pricing: the plans, the cost of an image, top-ups and the FAQ. Static: nothing here reads the DB.
 
-Every figure comes from the price table (app/services/pricing.py) and the plan catalog, so the
-page cannot drift from what the ledger charges.
+Every figure comes from the price table (app/services/billing/pricing.py) and the plan catalog,
+so the page cannot drift from what the ledger charges.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ SAMPLE_SIZES: tuple[tuple[str, int, int], ...] = (
     ("Up to 1 MP (1000 × 1000)", 1000, 1000),
     ("2 MP (1920 × 1080)", 1920, 1080),
     ("5 MP (2592 × 1944)", 2592, 1944),
+    ("8 MP, 4K (3840 × 2160)", 3840, 2160),
     ("12 MP phone photo (4000 × 3000)", 4000, 3000),
     ("25 MP, the largest (5000 × 5000)", 5000, 5000),
 )
@@ -151,23 +152,31 @@ def _cost_table() -> rx.Component:
     return rx.box(rx.table.root(header, body, variant="surface", size="1"), overflow_x="auto")
 
 
+def _step_words() -> str:
+    return f"each further started {PRICE_TABLE.step_pixels // MEGAPIXEL} megapixels"
+
+
 def _worked_example(width: int, height: int, features: tuple[Feature, ...]) -> rx.Component:
     pixels = width * height
     steps = -(-max(0, pixels - PRICE_TABLE.base_pixels) // PRICE_TABLE.step_pixels)
     parts = [f"{_credits(PRICE_TABLE.base)} for the first megapixel"]
     if steps:
-        parts.append(
-            f"{steps} × {format_credits(PRICE_TABLE.per_step)} for each further started megapixel"
-        )
+        parts.append(f"{steps} × {format_credits(PRICE_TABLE.per_step)} for {_step_words()}")
+    removal = cost_of(width, height)
+    capped = PRICE_TABLE.base + steps * PRICE_TABLE.per_step > removal
     parts += [
         f"{format_credits(PRICE_TABLE.surcharges[feature])} for {FEATURE_LABELS[feature]}"
         for feature in features
     ]
     extras = " with " + " and ".join(FEATURE_LABELS[f] for f in features) if features else ""
+    cap_note = (
+        f" (background removal is capped at {format_credits(PRICE_TABLE.cap)})" if capped else ""
+    )
     return rx.list_item(
         rx.text(
             rx.text.strong(f"{width} × {height} ({_megapixels(pixels)} MP){extras}: "),
             " + ".join(parts),
+            cap_note,
             " = ",
             rx.text.strong(_credits(cost_of(width, height, features))),
             size="2",
@@ -181,8 +190,9 @@ def _costs() -> rx.Component:
         rx.heading("What an image costs", size="7", as_="h2"),
         rx.text(
             f"Background removal costs {format_credits(PRICE_TABLE.base)} credits for an image "
-            f"up to 1 megapixel, plus {format_credits(PRICE_TABLE.per_step)} for each further "
-            f"started megapixel. AI Cut and hair refinement each add "
+            f"up to 1 megapixel, plus {format_credits(PRICE_TABLE.per_step)} for {_step_words()}"
+            f", and never more than {format_credits(PRICE_TABLE.cap)} credits however large the "
+            f"image. AI Cut and hair refinement each add "
             f"{format_credits(PRICE_TABLE.surcharges[Feature.ai_cut])}. Images over {limit_mp} "
             "megapixels are refused before anything is charged. You see the cost of every file "
             "before it is processed.",
@@ -192,6 +202,7 @@ def _costs() -> rx.Component:
         rx.heading("Worked examples", size="4", as_="h3"),
         rx.unordered_list(
             _worked_example(800, 600, ()),
+            _worked_example(1920, 1080, ()),
             _worked_example(4000, 3000, ()),
             _worked_example(4000, 3000, (Feature.hair,)),
             _worked_example(5000, 5000, (Feature.ai_cut, Feature.hair)),
@@ -244,10 +255,12 @@ def _faq(catalog: PlanCatalog) -> rx.Component:
     questions = [
         (
             "What is a credit?",
-            f"Credits pay for processing. A cut-out of a photo up to 1 megapixel costs "
-            f"{format_credits(PRICE_TABLE.base)} credits; bigger images and extra steps cost "
-            "more, as in the table above. Credits are only taken when a cut-out succeeds: if "
-            "processing fails, the credits held for it are released.",
+            f"Credits pay for processing. Removing a background costs "
+            f"{format_credits(PRICE_TABLE.base)} to {format_credits(PRICE_TABLE.cap)} credits "
+            f"per image: {format_credits(PRICE_TABLE.base)} up to 1 megapixel, and a typical "
+            f"photo up to 12 megapixels uses {format_credits(cost_of(4000, 3000))}. AI Cut and "
+            "hair refinement cost more, as in the table above. Credits are only taken when a "
+            "cut-out succeeds: if processing fails, the credits held for it are released.",
         ),
         (
             "Do credits expire?",
@@ -262,8 +275,9 @@ def _faq(catalog: PlanCatalog) -> rx.Component:
         ),
         (
             "How does the trial work?",
-            f"Every new account gets {_credits(catalog.trial_credits)}, once, usable with every "
-            f"feature on the web and through the API, valid {days} days.",
+            f"Every new account gets {_credits(catalog.trial_credits)}, once, valid {days} days. "
+            "They work for any feature, Standard-only tools included once they are available, "
+            "on the web and through the API: one shared batch, spent by whichever you use.",
         ),
         (
             "What happens if I cancel?",

@@ -14,6 +14,8 @@ import stripe
 
 from app import routes, runtime
 from app.models.accounts import Plan
+from app.models.ledger import LotScope, Wallet
+from app.services.billing import ledger
 from app.services.billing.pricing import format_credits
 from app.services.billing.stripe_billing import BillingError, BillingNotConfigured, PlanStatus
 from app.services.identity.api_keys import ApiKeyError
@@ -29,6 +31,60 @@ DONE = {"reset": "Your new password is set. Every other browser was signed out."
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+
+
+SCOPE_LABELS = {LotScope.web: "web", LotScope.api: "API", LotScope.both: "web and API"}
+
+
+def wallet_rows(
+    wallets: dict[Wallet, ledger.WalletBalance],
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Each wallet's own credits and, once, those its lots share with the other wallet.
+
+    The trial (and any grant to both wallets) is one batch either wallet can spend: counted once
+    under "Both wallets", never once per wallet (10 + 10 would promise 20 credits).
+    """
+    lots = {lot.id: lot for balance in wallets.values() for lot in balance.lots}
+
+    def free(scope: LotScope) -> str:
+        return format_credits(
+            sum(lot.remaining - lot.reserved for lot in lots.values() if lot.scope == scope)
+        )
+
+    def reserved(wallet: Wallet) -> str:
+        return format_credits(wallets[wallet].reserved)
+
+    rows = [
+        {
+            "name": "Web",
+            "available": free(LotScope.web),
+            "reserved": reserved(Wallet.web),
+            "note": "home, editor and bulk",
+        },
+        {
+            "name": "API",
+            "available": free(LotScope.api),
+            "reserved": reserved(Wallet.api),
+            "note": "the HTTP API",
+        },
+        {
+            "name": "Both wallets",
+            "available": free(LotScope.both),
+            "reserved": "",
+            "note": "web or API",
+        },
+    ]
+    lot_rows = [
+        {
+            "source": lot.source.value.replace("_", " "),
+            "scope": SCOPE_LABELS[lot.scope],
+            "issued": lot.issued_at.strftime("%Y-%m-%d"),
+            "expires": lot.expires_at.strftime("%Y-%m-%d"),
+            "remaining": format_credits(lot.remaining),
+        }
+        for lot in sorted(lots.values(), key=lambda lot: (lot.expires_at, lot.issued_at, lot.id))
+    ]
+    return rows, lot_rows
 
 
 class AccountState(AuthState):
@@ -63,26 +119,7 @@ class AccountState(AuthState):
             account_id=account.id,
             page=self.history_page,
         )
-        self.wallets = [
-            {
-                "name": wallet.value,
-                "available": format_credits(b.available),
-                "reserved": format_credits(b.reserved),
-            }
-            for wallet, b in board.wallets.items()
-        ]
-        seen: dict[int, dict[str, str]] = {}
-        for balance in board.wallets.values():
-            for lot in balance.lots:
-                seen[lot.id] = {
-                    "source": lot.source.value.replace("_", " "),
-                    "scope": lot.scope.value,
-                    "issued": lot.issued_at.strftime("%Y-%m-%d"),
-                    "expires": lot.expires_at.strftime("%Y-%m-%d"),
-                    "expires_sort": lot.expires_at.isoformat(),
-                    "remaining": format_credits(lot.remaining),
-                }
-        self.lots = sorted(seen.values(), key=lambda row: row["expires_sort"])
+        self.wallets, self.lots = wallet_rows(board.wallets)
         self.history = [
             {
                 "when": _when(e.created_at),

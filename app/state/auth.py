@@ -21,11 +21,25 @@ from app.usecases import accounts
 from app.usecases.accounts import AccountSummary
 
 
+def expiry_notice(summary: AccountSummary) -> str:
+    """'4.5 credits expire on 2026-12-01 unless used.' for the soonest lot, or ''."""
+    if not summary.expiring:
+        return ""
+    first = summary.expiring[0]
+    more = len(summary.expiring) - 1
+    tail = f" (and {more} more batch{'es' if more > 1 else ''} soon after)" if more else ""
+    return (
+        f"{format_credits(first.credits_left)} credits expire on "
+        f"{first.expires_at.strftime('%Y-%m-%d')} unless used{tail}."
+    )
+
+
 class AuthState(rx.State):
     account_email: str = ""
     plan: str = ""
     web_credits: str = ""
     api_credits: str = ""
+    expiry_notice: str = ""  # credits about to expire, shown on every page
     # The session this event came with, as its database reference (see app/web_session.py).
     _session_ref: str = ""
     # Whose data the page states hold: "" or the account id. Kept by SessionGuard.
@@ -75,12 +89,14 @@ class AuthState(rx.State):
             self.plan = ""
             self.web_credits = ""
             self.api_credits = ""
+            self.expiry_notice = ""
             return
         self._account_id = summary.id
         self.account_email = summary.email
         self.plan = summary.plan
         self.web_credits = format_credits(summary.web_available)
         self.api_credits = format_credits(summary.api_available)
+        self.expiry_notice = expiry_notice(summary)
 
     async def current_account(self) -> AccountSummary | None:
         """Re-check the session on the server; every handler that touches data starts here."""

@@ -40,6 +40,8 @@ class AccountSummary:
     plan: str
     web_available: int  # milli-credits
     api_available: int
+    # Credits left in lots that expire within a week (soonest first): the banner's warning.
+    expiring: tuple[ledger.ExpiryWarning, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ def summary_of(
         plan=account.plan.value,
         web_available=wallets[Wallet.web].available,
         api_available=wallets[Wallet.api].available,
+        expiring=tuple(ledger.expiry_warnings_in(wallets, account_id=account.id, now=clock.now())),
     )
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from app.db import reading, writing
 from app.models.accounts import Account
-from app.models.ledger import ReservationStatus, Wallet
+from app.models.ledger import LotSource, ReservationStatus, Wallet
 from app.services import errors
 from app.services.billing import ledger
 from app.services.billing.entitlements import entitlement
@@ -133,22 +133,24 @@ def process_cutout(
     owner = account_owner(account_id)
     with writing(db) as session:
         job = cutouts.get_job(session=session, owner=owner, job_id=job_id)
-        wallet = _wallet_for(session, account_id, job.feature)
+        allowed = _entitled(session, clock, account_id, job.feature)
         taken = cutouts.start_processing(session=session, clock=clock, owner=owner, job_id=job_id)
         if taken is None:
             return job  # processing or finished already: no second run, no second charge
-        reservation = ledger.reserve_credits(
-            session=session,
-            clock=clock,
-            account_id=account_id,
-            wallet=wallet,
-            amount=cutout_cost(taken),
-            key=taken.reservation_key,
-            timeout_seconds=settings.reservation_timeout_seconds,
-        )
-        if reservation.status != ReservationStatus.open:
-            # A key's hold was resolved before: never run (and hand back) work it paid for.
-            raise NotAllowed("This photo's earlier charge is closed; upload it again.")
+        try:
+            ledger.reserve_credits(
+                session=session,
+                clock=clock,
+                account_id=account_id,
+                wallet=allowed.wallet,
+                amount=cutout_cost(taken),
+                key=taken.reservation_key,
+                timeout_seconds=settings.reservation_timeout_seconds,
+                sources=allowed.sources,
+            )
+        except ledger.ReservationClosed:
+            # A key's hold was resolved or lapsed before: never run work it no longer pays for.
+            raise NotAllowed("This photo's earlier charge is closed; upload it again.") from None
     try:
         staged = _run(settings, taken)
     except ImageRejected as rejected:
@@ -160,14 +162,20 @@ def process_cutout(
     return _capture_and_publish(db, clock, account_id, taken, staged)
 
 
-def _wallet_for(session: Session, account_id: int, feature: Feature) -> Wallet:
+@dataclass(frozen=True)
+class _Charge:
+    wallet: Wallet
+    sources: tuple[LotSource, ...] | None
+
+
+def _entitled(session: Session, clock: Clock, account_id: int, feature: Feature) -> _Charge:
     account = session.get(Account, account_id)
     if account is None:
         raise NotAllowed("This account no longer exists.")
-    allowed = entitlement(session=session, account=account, feature=feature)
+    allowed = entitlement(session=session, account=account, feature=feature, clock=clock)
     if not allowed.allowed or allowed.wallet is None:
         raise NotAllowed(allowed.reason)
-    return allowed.wallet
+    return _Charge(allowed.wallet, allowed.sources)
 
 
 def _run(settings: Settings, job: JobView) -> Path:
@@ -211,7 +219,7 @@ def _fail(db: Engine, clock: Clock, account_id: int, job: JobView, message: str)
         reservation = ledger.find_reservation(
             session=session, account_id=account_id, key=job.reservation_key
         )
-        if reservation is not None and reservation.status == ReservationStatus.open:
+        if reservation is not None and ledger.is_live(reservation, clock.now()):
             ledger.release_reservation(
                 session=session, clock=clock, account_id=account_id, key=job.reservation_key
             )

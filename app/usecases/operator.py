@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.db import reading, writing
-from app.models.accounts import Account
+from app.models.accounts import Account, Plan
 from app.models.ledger import CreditLot, LotScope, LotSource, Wallet
 from app.services.billing import entitlements, ledger
 from app.services.clock import Clock
@@ -93,6 +94,53 @@ def set_flag(*, db: Engine, clock: Clock, name: str, enabled: bool) -> entitleme
 def check_ledger(*, db: Engine) -> list[ledger.Discrepancy]:
     with reading(db) as session:
         return ledger.check_ledger(session=session)
+
+
+def set_plan(*, db: Engine, email: str, plan: Plan) -> tuple[Account, Plan]:
+    """Put an account on a plan by hand; returns the account and the plan it had before."""
+    with writing(db) as session:
+        account = _account(session, email)
+        assert account.id is not None
+        before = entitlements.set_plan(session=session, account_id=account.id, plan=plan)
+        return account, before
+
+
+def void_lot(
+    *, db: Engine, clock: Clock, lot_id: int, reason: str, voided_by: str = "cutout-admin"
+) -> tuple[CreditLot, int]:
+    """Void a lot's unspent, unheld rest; returns the lot and the milli-credits voided."""
+    reason = reason.strip()
+    if not reason:
+        raise OperatorError("say why the lot is voided (--reason)")
+    with writing(db) as session:
+        lot = ledger.find_lot(session=session, lot_id=lot_id)
+        if lot is None:
+            raise OperatorError(f"no credit lot with id {lot_id}")
+        if lot.voided_at is not None:
+            raise OperatorError(f"lot {lot_id} was already voided ({lot.void_reason})")
+        voided = ledger.void_lot(
+            session=session,
+            clock=clock,
+            account_id=lot.account_id,
+            lot_id=lot_id,
+            key=f"void:{lot_id}",
+            reason=reason,
+            voided_by=voided_by,
+        )
+        return voided, ledger.voided_credits(session=session, lot_id=lot_id)
+
+
+def money_report(*, db: Engine, start: datetime, end: datetime) -> ledger.MoneyReport:
+    if end <= start:
+        raise OperatorError("the report's period must end after it starts")
+    with reading(db) as session:
+        return ledger.money_report(session=session, start=start, end=end)
+
+
+def expiry_warnings(*, db: Engine, clock: Clock) -> list[ledger.ExpiryWarning]:
+    """Lots with credits left that expire within a week, every account: for a mailer to send."""
+    with reading(db) as session:
+        return ledger.expiring_soon(session=session, clock=clock)
 
 
 def _account(session: Session, email: str) -> Account:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 
 import pytest
@@ -26,24 +27,36 @@ def test_pricing_fits_a_phone_and_follows_feature_flags(live_app, playwright_bro
     expect(page.get_by_text("$30").first).to_be_visible()
     expect(page.get_by_text("Object removal").first).to_be_visible()
     expect(page.get_by_text("Coming soon").first).to_be_visible()
+    # The cost table follows the FAQ: 0.5 up to 1 MP, 1.1 for a 12 MP photo, never more.
+    phone_photo = page.get_by_role("row").filter(has_text="12 MP phone photo")
+    expect(phone_photo).to_contain_text("1.1")
+    largest = page.get_by_role("row").filter(has_text="25 MP, the largest")
+    expect(largest).to_contain_text("1.1")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 390px"
     page.screenshot(path=str(ARTIFACTS / "pricing-390.png"), full_page=True)
     coming_soon = page.get_by_text("Coming soon").count()
 
-    subprocess.run(
+    # No Standard-only tool has a price yet, so none can be switched on: the operator is told.
+    refused = subprocess.run(
         [str(VENV_BIN / "cutout-admin"), "flags", "set", "object_removal", "on"],
         cwd=REPO,
         env=app_env(live_app.data_dir),
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    assert refused.returncode == 1
+    assert "object_removal has no price yet" in refused.stderr
+    # A tool that ships with its price is switched on by the same row the CLI writes.
+    db = live_app.data_dir / "cutout.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO feature_flag (name, enabled, updated_at) "
+            "VALUES ('object_removal', 1, '2026-01-01 00:00:00.000000')"
+        )
     page.reload()
     expect(page.get_by_text("Available").first).to_be_visible(timeout=30_000)
     assert page.get_by_text("Coming soon").count() == coming_soon - 1
-    subprocess.run(
-        [str(VENV_BIN / "cutout-admin"), "flags", "set", "object_removal", "off"],
-        cwd=REPO,
-        env=app_env(live_app.data_dir),
-        check=True,
-    )
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM feature_flag WHERE name = 'object_removal'")
     context.close()

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from app.services.billing.pricing import Feature, cost_of
+from app.services.billing.pricing import Feature
 from app.services.imaging.editor import EditSpec
 from app.services.imaging.estimates import ENGINE_FEATURES, estimate
 from app.services.imaging.images import ImageRejected, Limits
@@ -29,9 +29,19 @@ def test_megapixels_size_and_cost_per_feature():
     assert (result.width, result.height, result.megapixels) == (2000, 1500, 3.0)
     assert result.output_size == (2000, 1500)
     assert set(result.costs) == set(ENGINE_FEATURES)
-    for feature in ENGINE_FEATURES:
-        assert result.costs[feature] == cost_of(2000, 1500, [feature])
-    assert result.costs[Feature.ai_cut] > result.costs[Feature.background_removal]
+    # 3 MP by the published rule: 0.5 for the first megapixel + 0.1 for one further started
+    # 2 MP; AI Cut and hair refinement add 0.5 each.
+    assert dict(result.costs) == {
+        Feature.background_removal: 600,
+        Feature.ai_cut: 1_100,
+        Feature.hair: 1_100,
+    }
+
+
+def test_a_big_photo_is_quoted_at_the_cap():
+    result = estimate(jpeg(5000, 4000), filename="big.jpg", limits=LIMITS)
+    assert result.megapixels == 20.0
+    assert result.costs[Feature.background_removal] == 1_100
 
 
 def test_upright_size_follows_exif_orientation():

@@ -10,8 +10,17 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from app.models.accounts import Account, Plan
-from app.models.ledger import FeatureFlag, Wallet
-from app.services.billing.pricing import FEATURE_LABELS, MILLI, STANDARD_ONLY_FEATURES, Feature
+from app.models.ledger import CreditLot, FeatureFlag, LotSource, Wallet
+from app.services.billing.ledger import SCOPES_OF_WALLET, AccountNotFound
+from app.services.billing.pricing import (
+    FEATURE_LABELS,
+    MILLI,
+    PRICE_TABLE,
+    STANDARD_ONLY_FEATURES,
+    Feature,
+    PriceTable,
+    is_priced,
+)
 from app.services.clock import Clock
 
 
@@ -95,14 +104,27 @@ class Entitlement:
     reason: str = ""  # why not, in words to show the user
     coming_soon: bool = False
     needs_plan: Plan | None = None
+    # The lots the charge may draw from; None means any lot of the wallet. A tool above the
+    # account's plan is paid from the trial only: trial credits "work for any feature".
+    sources: tuple[LotSource, ...] | None = None
+
+
+TRIAL_ONLY: tuple[LotSource, ...] = (LotSource.trial,)
 
 
 def entitlement(
-    *, session: Session, account: Account, feature: Feature, via: Wallet = Wallet.web
+    *,
+    session: Session,
+    account: Account,
+    feature: Feature,
+    via: Wallet = Wallet.web,
+    clock: Clock | None = None,
 ) -> Entitlement:
     """May ``account`` use ``feature`` now, reached through ``via``, and charged to which wallet?
 
-    Balance is not checked here: reserving the cost is what refuses an empty wallet.
+    Balance is not checked here: reserving the cost is what refuses an empty wallet. Given a
+    clock, an account below a tool's plan may still use it while its trial has credits left
+    (charged to the trial alone); without one, that door stays shut.
     """
     label = FEATURE_LABELS[feature]
     if account.deleted_at is not None:
@@ -112,6 +134,8 @@ def entitlement(
         return Entitlement(False, None, f"{label} is coming soon", coming_soon=True)
     needed = REQUIRED_PLAN.get(feature)
     if needed is not None and account.plan != needed:
+        if clock is not None and _trial_left(session, account, wallet, clock):
+            return Entitlement(True, wallet, sources=TRIAL_ONLY)
         return Entitlement(
             False,
             None,
@@ -121,11 +145,36 @@ def entitlement(
     return Entitlement(True, wallet)
 
 
+def _trial_left(session: Session, account: Account, wallet: Wallet, clock: Clock) -> bool:
+    now = clock.now()
+    found = session.exec(
+        select(CreditLot.id).where(
+            CreditLot.account_id == account.id,
+            CreditLot.source == LotSource.trial,
+            col(CreditLot.scope).in_(SCOPES_OF_WALLET[wallet]),
+            col(CreditLot.issued_at) <= now,
+            col(CreditLot.expires_at) > now,
+            col(CreditLot.voided_at).is_(None),
+            col(CreditLot.remaining) > col(CreditLot.reserved),
+        )
+    ).first()
+    return found is not None
+
+
 class UnknownFlag(ValueError):
     def __init__(self, name: str) -> None:
         known = ", ".join(feature.value for feature in FLAGGED_FEATURES)
         super().__init__(f"unknown feature flag {name!r}; known flags: {known}")
         self.name = name
+
+
+class UnpricedTool(ValueError):
+    def __init__(self, feature: Feature) -> None:
+        super().__init__(
+            f"{feature.value} has no price yet; give it one in the price table "
+            "(app/services/billing/pricing.py) before switching it on"
+        )
+        self.feature = feature
 
 
 @dataclass(frozen=True)
@@ -150,9 +199,19 @@ def list_flags(*, session: Session) -> list[FlagState]:
     return [FlagState(name, stored.get(name, False)) for name in _flag_names()]
 
 
-def set_flag(*, session: Session, clock: Clock, name: str, enabled: bool) -> FlagState:
+def set_flag(
+    *,
+    session: Session,
+    clock: Clock,
+    name: str,
+    enabled: bool,
+    table: PriceTable = PRICE_TABLE,
+) -> FlagState:
+    """Switch a Standard-only tool on or off; one without a price cannot be switched on."""
     if name not in _flag_names():
         raise UnknownFlag(name)
+    if enabled and not is_priced(Feature(name), table=table):
+        raise UnpricedTool(Feature(name))
     row = session.get(FeatureFlag, name)
     if row is None:
         row = FeatureFlag(name=name, enabled=enabled, updated_at=clock.now())
@@ -162,6 +221,18 @@ def set_flag(*, session: Session, clock: Clock, name: str, enabled: bool) -> Fla
     session.add(row)
     session.flush()
     return FlagState(name, enabled)
+
+
+def set_plan(*, session: Session, account_id: int, plan: Plan) -> Plan:
+    """Put an account on `plan` (an operator's override); returns the plan it had before."""
+    account = session.get(Account, account_id)
+    if account is None or account.deleted_at is not None:
+        raise AccountNotFound(account_id)
+    before = account.plan
+    account.plan = plan
+    session.add(account)
+    session.flush()
+    return before
 
 
 def _flag_names() -> list[str]:

@@ -4,6 +4,9 @@ Every write locks the account first (PostgreSQL: ``SELECT ... FOR UPDATE``; SQLi
 ``BEGIN IMMEDIATE`` already serialises writers), so two charges never both spend the same
 credits. Functions flush but never commit: the caller owns the transaction (``app.db.writing``).
 Each operation is idempotent on a caller-supplied key; a retry returns the first outcome.
+
+A reservation lapses at its deadline for every purpose: its credits count as free again and it
+can no longer be captured or released, whether or not the sweeper has written it off yet.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert
+from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from app.db import require_writing
@@ -33,7 +36,10 @@ from app.services.billing.pricing import format_credits
 from app.services.clock import Clock
 
 DEFAULT_LOT_VALID_DAYS = 90
+MAX_LOT_VALID_DAYS = 3660  # ten years: far enough, and far from datetime's limits
 DEFAULT_RESERVATION_TIMEOUT_SECONDS = 600
+# The largest single amount (a billion credits): sums of many stay far inside 64 bits.
+MAX_AMOUNT = 10**12
 
 SCOPES_OF_WALLET: dict[Wallet, tuple[LotScope, ...]] = {
     Wallet.web: (LotScope.web, LotScope.both),
@@ -153,13 +159,25 @@ class Payment:
 
 @dataclass(frozen=True)
 class Discrepancy:
-    subject: str  # "lot 12", "reservation 7"
+    subject: str  # "lot 12", "reservation 7", "entry 40"
     field: str
-    stored: int
-    recomputed: int
+    stored: object
+    recomputed: object
+    source: str = "entries say"  # where the expected value comes from
 
     def __str__(self) -> str:
-        return f"{self.subject}: {self.field} is {self.stored}, entries say {self.recomputed}"
+        return f"{self.subject}: {self.field} is {self.stored}, {self.source} {self.recomputed}"
+
+
+@dataclass(frozen=True)
+class ExpiryWarning:
+    """Credits that will expire soon unless spent: what a banner or a mail tells the person."""
+
+    account_id: int
+    lot_id: int
+    source: LotSource
+    credits_left: int  # milli-credits neither spent nor held
+    expires_at: datetime
 
 
 def grant_credits(
@@ -179,11 +197,15 @@ def grant_credits(
     """Issue a lot of ``amount`` milli-credits valid for ``valid_days`` from now.
 
     A purchased lot records the `payment` behind it; an operator's grant who made it
-    (`granted_by`) and why (`note`).
+    (`granted_by`) and why (`note`). The grant entry records the lot as issued.
     """
     _require_positive(amount, "grant")
-    if valid_days < 1:
-        raise InvalidAmount(f"a lot must be valid for at least one day, not {valid_days}")
+    if isinstance(valid_days, bool) or not isinstance(valid_days, int):
+        raise InvalidAmount(f"a lot's validity is a whole number of days, not {valid_days!r}")
+    if not 1 <= valid_days <= MAX_LOT_VALID_DAYS:
+        raise InvalidAmount(
+            f"a lot must be valid for 1 to {MAX_LOT_VALID_DAYS} days, not {valid_days}"
+        )
     _lock_account(session, account_id)
     existing = session.exec(
         select(CreditLot).where(CreditLot.account_id == account_id, CreditLot.grant_key == key)
@@ -223,22 +245,33 @@ def reserve_credits(
     amount: int,
     key: str,
     timeout_seconds: int = DEFAULT_RESERVATION_TIMEOUT_SECONDS,
+    sources: Sequence[LotSource] | None = None,
 ) -> Reservation:
     """Hold ``amount`` from the wallet's active lots, soonest-expiring first, or refuse.
 
-    A refused reservation leaves no trace, so retrying its key later may succeed.
+    Repeating a key returns its reservation only while it is a live hold; once it was resolved
+    or has lapsed, the retry says so (ReservationClosed, ReservationTimedOut). A refused
+    reservation leaves no trace, so retrying its key later may succeed. ``sources`` narrows the
+    lots it may draw from (a tool above the account's plan is paid from the trial alone).
     """
     _require_positive(amount, "reservation")
     _lock_for_charge(session, account_id)
+    now = clock.now()
     existing = _find_reservation(session, account_id, key)
     if existing is not None:
         if (existing.wallet, existing.amount) != (wallet, amount):
             raise IdempotencyConflict(
                 key, f"a reservation of {existing.amount} from {existing.wallet.value}"
             )
+        _require_live(existing, now)
         return existing
-    now = clock.now()
-    lots = _active_lots(session, account_id, wallet, now)
+    lots = _free_lots(session, account_id, wallet, now)
+    # Holds past their deadline are free again now, not when the sweeper next runs. With
+    # nothing held there is nothing to lapse, and the hot path skips the query.
+    if any(lot.reserved for lot in lots) and _lapse_overdue(session, account_id, now):
+        lots = _free_lots(session, account_id, wallet, now)
+    if sources is not None:
+        lots = [lot for lot in lots if lot.source in sources]
     available = sum(lot.remaining - lot.reserved for lot in lots)
     if available < amount:
         if not lots:
@@ -253,21 +286,25 @@ def reserve_credits(
         expires_at=now + timedelta(seconds=timeout_seconds),
     )
     session.add(reservation)
-    holds: list[tuple[CreditLot, int]] = []
+    session.flush()  # its id, for the entries
+    holds: list[tuple[int, int]] = []
     left = amount
     for lot in lots:
         take = min(left, lot.remaining - lot.reserved)
         if take <= 0:
             continue
-        lot.reserved += take
-        holds.append((lot, take))
+        holds.append((lot.id, take))
         left -= take
         if not left:
             break
-    # One flush writes the reservation (giving it its id) and the lots' holds together.
-    session.flush()
-    _write(
-        session, [_entry(lot, EntryKind.hold, take, key, now, reservation) for lot, take in holds]
+    connection = session.connection()
+    connection.execute(_MOVE, [{"lot": lot_id, "held": take, "spent": 0} for lot_id, take in holds])
+    connection.execute(
+        _INSERT_ENTRY,
+        [
+            _movement(account_id, lot_id, EntryKind.hold, take, key, now, reservation.id)
+            for lot_id, take in holds
+        ],
     )
     return reservation
 
@@ -275,23 +312,29 @@ def reserve_credits(
 def capture_reservation(
     *, session: Session, clock: Clock, account_id: int, key: str, amount: int
 ) -> Reservation:
-    """Spend ``amount`` (at most what was reserved) and hand the rest back."""
+    """Spend ``amount`` (at most what was reserved) and hand the rest back.
+
+    Replaying a capture with the same amount returns it; with another amount it is an
+    IdempotencyConflict. Nothing to spend is a release, not a capture of 0.
+    """
+    _require_positive(amount, "capture")
     _lock_for_charge(session, account_id)
     reservation = _get_reservation(session, account_id, key)
     if reservation.status == ReservationStatus.captured:
+        if reservation.captured != amount:
+            raise IdempotencyConflict(
+                key, f"a capture of {format_credits(reservation.captured)} credits"
+            )
         return reservation
-    if reservation.status != ReservationStatus.open:
-        raise ReservationClosed(key, reservation.status)
-    if not 0 <= amount <= reservation.amount:
+    now = clock.now()
+    # The deadline is the contract: whether a late capture succeeds must not depend on when
+    # the sweeper last ran.
+    _require_live(reservation, now)
+    if amount > reservation.amount:
         raise InvalidAmount(
             f"cannot capture {format_credits(amount)} credits of a reservation of "
             f"{format_credits(reservation.amount)}"
         )
-    now = clock.now()
-    # The deadline is the contract: whether a late capture succeeded must not depend on when
-    # the sweeper last ran.
-    if now >= reservation.expires_at:
-        raise ReservationTimedOut(key)
     _resolve(session, reservation, amount, ReservationStatus.captured, now)
     return reservation
 
@@ -299,41 +342,37 @@ def capture_reservation(
 def release_reservation(
     *, session: Session, clock: Clock, account_id: int, key: str
 ) -> Reservation:
-    """Hand everything back, e.g. when processing failed."""
+    """Hand everything back, e.g. when processing failed. A lapsed hold is already free."""
     _lock_for_charge(session, account_id)
     reservation = _get_reservation(session, account_id, key)
     if reservation.status == ReservationStatus.released:
         return reservation
-    if reservation.status != ReservationStatus.open:
-        raise ReservationClosed(key, reservation.status)
-    _resolve(session, reservation, 0, ReservationStatus.released, clock.now())
+    now = clock.now()
+    _require_live(reservation, now)
+    _resolve(session, reservation, 0, ReservationStatus.released, now)
     return reservation
+
+
+def is_live(reservation: Reservation, now: datetime) -> bool:
+    """An open reservation before its deadline: the only kind that can still be resolved."""
+    return reservation.status == ReservationStatus.open and now < reservation.expires_at
 
 
 def sweep_timed_out_reservations(
     *, session: Session, clock: Clock, limit: int = 1000
 ) -> list[Reservation]:
-    """Release reservations nobody resolved before their deadline."""
+    """Write off, as timed out, the reservations nobody resolved before their deadline."""
     now = clock.now()
-    due = (
-        Reservation.status == ReservationStatus.open,
-        col(Reservation.expires_at) <= now,
-    )
     account_ids = session.exec(
-        select(Reservation.account_id).where(*due).distinct().limit(limit)
+        select(Reservation.account_id)
+        .where(Reservation.status == ReservationStatus.open, col(Reservation.expires_at) <= now)
+        .distinct()
+        .limit(limit)
     ).all()
     swept: list[Reservation] = []
     for account_id in sorted(account_ids):  # one lock order for every sweeper: no deadlocks
         _lock_account(session, account_id)
-        rows = session.exec(
-            select(Reservation)
-            .where(Reservation.account_id == account_id, *due)
-            .order_by(col(Reservation.id))
-            .execution_options(populate_existing=True)
-        ).all()
-        for reservation in rows:
-            _resolve(session, reservation, 0, ReservationStatus.timed_out, now)
-            swept.append(reservation)
+        swept.extend(_lapse_overdue(session, account_id, now))
     return swept
 
 
@@ -351,15 +390,16 @@ def expire_lots(
         due.append(CreditLot.account_id == account_id)
     account_ids = session.exec(select(CreditLot.account_id).where(*due).distinct().limit(limit))
     expired: list[CreditLot] = []
-    entries: list[dict[str, Any]] = []
     for owner in sorted(account_ids.all()):
         _lock_account(session, owner)
+        _lapse_overdue(session, owner, now)  # what lapsed holds kept is written off too
         lots = session.exec(
             select(CreditLot)
             .where(CreditLot.account_id == owner, *due)
             .order_by(col(CreditLot.id))
             .execution_options(populate_existing=True)
         ).all()
+        entries: list[dict[str, Any]] = []
         for lot in lots:
             rest = lot.remaining - lot.reserved
             if rest:
@@ -368,12 +408,19 @@ def expire_lots(
             # Credits still held honour their reservation; what comes back later expires then.
             lot.expired_at = now
             expired.append(lot)
-    _write(session, entries)
+        _write(session, entries)
     return expired
 
 
 def void_lot(
-    *, session: Session, clock: Clock, account_id: int, lot_id: int, key: str
+    *,
+    session: Session,
+    clock: Clock,
+    account_id: int,
+    lot_id: int,
+    key: str,
+    reason: str | None = None,
+    voided_by: str | None = None,
 ) -> CreditLot:
     """Cancel a lot's unspent rest (a refund, a mistaken grant). Held credits stay honoured."""
     _lock_account(session, account_id)
@@ -387,39 +434,112 @@ def void_lot(
     if lot.voided_at is not None:
         return lot
     now = clock.now()
+    # Lapsed holds go back first, so what they held is voided too.
+    if _lapse_overdue(session, account_id, now):
+        session.refresh(lot)
     entries = []
     rest = lot.remaining - lot.reserved
     if rest:
         lot.remaining -= rest
         entries.append(_entry(lot, EntryKind.void, rest, key, now))
     lot.voided_at = now
+    lot.void_reason = reason
+    lot.voided_by = voided_by
     _write(session, entries)
     return lot
+
+
+def voided_credits(*, session: Session, lot_id: int) -> int:
+    """Milli-credits of the lot voided so far (held credits are voided as they come back)."""
+    total = session.exec(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.lot_id == lot_id, LedgerEntry.kind == EntryKind.void
+        )
+    ).one()
+    return int(total)
+
+
+def find_lot(*, session: Session, lot_id: int) -> CreditLot | None:
+    """Any account's lot by id: for operators, who name lots by number."""
+    return session.get(CreditLot, lot_id)
 
 
 def balance(*, session: Session, clock: Clock, account_id: int) -> dict[Wallet, WalletBalance]:
     """Per wallet: what can be reserved now, what is held, and the lots behind it."""
     now = clock.now()
-    open_by_wallet: dict[Wallet, int] = defaultdict(int)
+    live_by_wallet: dict[Wallet, int] = defaultdict(int)
     for wallet, amount in session.exec(
         select(Reservation.wallet, func.sum(Reservation.amount))
         .where(
             Reservation.account_id == account_id,
             Reservation.status == ReservationStatus.open,
+            col(Reservation.expires_at) > now,
         )
         .group_by(Reservation.wallet)
     ).all():
-        open_by_wallet[Wallet(wallet)] = int(amount)
+        live_by_wallet[Wallet(wallet)] = int(amount)
+    by_wallet = {
+        wallet: [lot for lot in _active_lots(session, account_id, wallet, now) if lot.remaining]
+        for wallet in Wallet
+    }
+    lapsed: dict[int, int] = {}
+    if any(lot.reserved for lots in by_wallet.values() for lot in lots):
+        lapsed = _lapsed_holds(session, account_id, now)
     result: dict[Wallet, WalletBalance] = {}
-    for wallet in Wallet:
-        lots = [lot for lot in _active_lots(session, account_id, wallet, now) if lot.remaining]
+    for wallet, lots in by_wallet.items():
+        views = tuple(_lot_view(lot, lapsed.get(_id(lot.id), 0)) for lot in lots)
         result[wallet] = WalletBalance(
             wallet=wallet,
-            available=sum(lot.remaining - lot.reserved for lot in lots),
-            reserved=open_by_wallet[wallet],
-            lots=tuple(_lot_view(lot) for lot in lots),
+            available=sum(view.remaining - view.reserved for view in views),
+            reserved=live_by_wallet[wallet],
+            lots=views,
         )
     return result
+
+
+EXPIRY_WARNING = timedelta(days=7)
+
+
+def expiry_warnings_in(
+    wallets: dict[Wallet, WalletBalance], *, account_id: int, now: datetime
+) -> list[ExpiryWarning]:
+    """From balances already read: lots with credits left that expire within a week."""
+    seen: dict[int, ExpiryWarning] = {}
+    for wallet_balance in wallets.values():
+        for lot in wallet_balance.lots:
+            left = lot.remaining - lot.reserved
+            if left > 0 and lot.expires_at - now <= EXPIRY_WARNING:
+                seen[lot.id] = ExpiryWarning(account_id, lot.id, lot.source, left, lot.expires_at)
+    return sorted(seen.values(), key=lambda w: (w.expires_at, w.lot_id))
+
+
+def expiring_soon(
+    *, session: Session, clock: Clock, within: timedelta = EXPIRY_WARNING
+) -> list[ExpiryWarning]:
+    """Every account's lots with credits left that expire within `within`, soonest first.
+
+    For a mailer to warn people ahead of time (it keeps its own record of whom it told).
+    """
+    now = clock.now()
+    rows = session.exec(
+        select(CreditLot)
+        .join(Account, col(Account.id) == col(CreditLot.account_id))
+        .where(
+            col(Account.deleted_at).is_(None),
+            col(CreditLot.issued_at) <= now,
+            col(CreditLot.expires_at) > now,
+            col(CreditLot.expires_at) <= now + within,
+            col(CreditLot.voided_at).is_(None),
+            col(CreditLot.remaining) > col(CreditLot.reserved),
+        )
+        .order_by(col(CreditLot.expires_at), col(CreditLot.id))
+    ).all()
+    return [
+        ExpiryWarning(
+            lot.account_id, _id(lot.id), lot.source, lot.remaining - lot.reserved, lot.expires_at
+        )
+        for lot in rows
+    ]
 
 
 def history(*, session: Session, account_id: int, page: int = 1, per_page: int = 50) -> HistoryPage:
@@ -452,16 +572,42 @@ def history(*, session: Session, account_id: int, page: int = 1, per_page: int =
     return HistoryPage(entries=entries, page=page, per_page=per_page, total=int(total))
 
 
+# --- the auditor ----------------------------------------------------------------------------
+
+
 def check_ledger(*, session: Session, account_id: int | None = None) -> list[Discrepancy]:
-    """Recompute every lot and reservation from the entries; an empty list means all agree."""
-    sums: dict[int, dict[EntryKind, int]] = defaultdict(lambda: defaultdict(int))
-    by_lot = select(LedgerEntry.lot_id, LedgerEntry.kind, func.sum(LedgerEntry.amount)).group_by(
-        LedgerEntry.lot_id, LedgerEntry.kind
-    )
-    lots_query = select(CreditLot).order_by(col(CreditLot.id))
+    """Everything the entries and grant records say, against what is stored; [] when all agree.
+
+    Lots' caches are recomputed from their entries, each lot is compared with what its grant
+    entry recorded, every entry must belong to its lot's (and reservation's) account, each
+    reservation's status and amounts must follow from its entries, and credits are only ever
+    held from a lot while it is active.
+    """
+    return [
+        *_check_lot_caches(session, account_id),
+        *_check_grant_records(session, account_id),
+        *_check_entry_accounts(session, account_id),
+        *_check_reservations(session, account_id),
+        *_check_hold_validity(session, account_id),
+    ]
+
+
+def _lots_of(account_id: int | None) -> Any:
+    query = select(CreditLot).order_by(col(CreditLot.id))
     if account_id is not None:
-        by_lot = by_lot.where(LedgerEntry.account_id == account_id)
-        lots_query = lots_query.where(CreditLot.account_id == account_id)
+        query = query.where(CreditLot.account_id == account_id)
+    return query.execution_options(populate_existing=True)
+
+
+def _check_lot_caches(session: Session, account_id: int | None) -> list[Discrepancy]:
+    sums: dict[int, dict[EntryKind, int]] = defaultdict(lambda: defaultdict(int))
+    by_lot = (
+        select(LedgerEntry.lot_id, LedgerEntry.kind, func.sum(LedgerEntry.amount))
+        .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
+        .group_by(LedgerEntry.lot_id, LedgerEntry.kind)
+    )
+    if account_id is not None:
+        by_lot = by_lot.where(CreditLot.account_id == account_id)
     for lot_id, kind, total in session.exec(by_lot).all():
         sums[lot_id][EntryKind(kind)] = int(total)
     found: list[Discrepancy] = []
@@ -470,10 +616,10 @@ def check_ledger(*, session: Session, account_id: int | None = None) -> list[Dis
         if stored != recomputed:
             found.append(Discrepancy(subject, field, stored, recomputed))
 
-    for lot in session.exec(lots_query.execution_options(populate_existing=True)).all():
+    for lot in session.exec(_lots_of(account_id)).all():
         s = sums[_id(lot.id)]
         subject = f"lot {lot.id}"
-        compare(subject, "amount", lot.amount, s[EntryKind.grant])
+        # The amount itself is checked against the lot's one grant entry (_check_grant_records).
         spent = s[EntryKind.capture] + s[EntryKind.expire] + s[EntryKind.void]
         compare(subject, "remaining", lot.remaining, s[EntryKind.grant] - spent)
         held = s[EntryKind.hold] - s[EntryKind.capture] - s[EntryKind.release]
@@ -482,40 +628,123 @@ def check_ledger(*, session: Session, account_id: int | None = None) -> list[Dis
             # A closed lot keeps only what open reservations still hold.
             unreserved = lot.remaining - lot.reserved
             compare(subject, "unreserved remaining of a closed lot", unreserved, 0)
+    return found
 
-    found.extend(_check_reservations(session, account_id))
-    found.extend(_check_hold_validity(session, account_id))
+
+def _check_grant_records(session: Session, account_id: int | None) -> list[Discrepancy]:
+    """Each lot has exactly one grant entry, and still is what that entry recorded."""
+    grants = (
+        select(LedgerEntry)
+        .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
+        .where(LedgerEntry.kind == EntryKind.grant)
+        .order_by(col(LedgerEntry.id))
+    )
+    if account_id is not None:
+        grants = grants.where(CreditLot.account_id == account_id)
+    records: dict[int, list[LedgerEntry]] = defaultdict(list)
+    for entry in session.exec(grants).all():
+        records[entry.lot_id].append(entry)
+    found: list[Discrepancy] = []
+    for lot in session.exec(_lots_of(account_id)).all():
+        subject = f"lot {lot.id}"
+        mine = records[_id(lot.id)]
+        if len(mine) != 1:
+            found.append(Discrepancy(subject, "grant entries", len(mine), 1, "a lot needs"))
+            continue
+        record = mine[0]
+        for field, stored, recorded in (
+            ("account_id", lot.account_id, record.account_id),
+            ("amount", lot.amount, record.amount),
+            ("issued_at", lot.issued_at, record.created_at),
+            ("scope", lot.scope.value, record.lot_scope),
+            ("expires_at", lot.expires_at, record.lot_expires_at),
+        ):
+            if stored != recorded:
+                found.append(Discrepancy(subject, field, stored, recorded, "its grant entry says"))
+    return found
+
+
+def _check_entry_accounts(session: Session, account_id: int | None) -> list[Discrepancy]:
+    """An entry belongs to the account of its lot, and of its reservation."""
+    found: list[Discrepancy] = []
+    for owner, owner_id in (
+        (CreditLot, LedgerEntry.lot_id),
+        (Reservation, LedgerEntry.reservation_id),
+    ):
+        query = (
+            select(LedgerEntry.id, LedgerEntry.account_id, owner.id, owner.account_id)
+            .join(owner, col(owner.id) == col(owner_id))
+            .where(col(LedgerEntry.account_id) != col(owner.account_id))
+            .order_by(col(LedgerEntry.id))
+        )
+        if account_id is not None:
+            query = query.where(
+                (LedgerEntry.account_id == account_id) | (owner.account_id == account_id)
+            )
+        name = "lot" if owner is CreditLot else "reservation"
+        for entry_id, entry_account, owner_key, owner_account in session.exec(query).all():
+            found.append(
+                Discrepancy(
+                    f"entry {entry_id}",
+                    "account_id",
+                    entry_account,
+                    owner_account,
+                    f"its {name} {owner_key} says",
+                )
+            )
     return found
 
 
 def _check_reservations(session: Session, account_id: int | None) -> list[Discrepancy]:
-    sums: dict[int, dict[EntryKind, int]] = defaultdict(lambda: defaultdict(int))
+    """Amounts and status follow from the entries: what was held, captured, handed back, when."""
+    totals: dict[int, dict[EntryKind, int]] = defaultdict(lambda: defaultdict(int))
+    resolved_at: dict[int, datetime] = {}
     by_reservation = (
-        select(LedgerEntry.reservation_id, LedgerEntry.kind, func.sum(LedgerEntry.amount))
-        .where(col(LedgerEntry.reservation_id).is_not(None))
+        select(
+            LedgerEntry.reservation_id,
+            LedgerEntry.kind,
+            func.sum(LedgerEntry.amount),
+            func.max(LedgerEntry.created_at),
+        )
+        .join(Reservation, col(Reservation.id) == col(LedgerEntry.reservation_id))
         .group_by(LedgerEntry.reservation_id, LedgerEntry.kind)
     )
     reservations = select(Reservation).order_by(col(Reservation.id))
     if account_id is not None:
-        by_reservation = by_reservation.where(LedgerEntry.account_id == account_id)
+        by_reservation = by_reservation.where(Reservation.account_id == account_id)
         reservations = reservations.where(Reservation.account_id == account_id)
-    for reservation_id, kind, total in session.exec(by_reservation).all():
-        sums[reservation_id][EntryKind(kind)] = int(total)
+    for reservation_id, kind, total, last in session.exec(by_reservation).all():
+        totals[reservation_id][EntryKind(kind)] = int(total)
+        if kind != EntryKind.hold:
+            resolved_at[reservation_id] = max(last, resolved_at.get(reservation_id, last))
     found: list[Discrepancy] = []
     for reservation in session.exec(reservations).all():
-        s = sums[_id(reservation.id)]
-        subject = f"reservation {reservation.id}"
+        rid = _id(reservation.id)
+        s = totals[rid]
+        subject = f"reservation {rid}"
         resolved = reservation.status != ReservationStatus.open
-        captured = reservation.captured if resolved else 0
-        released = reservation.amount - captured if resolved else 0
+        released = reservation.amount - reservation.captured if resolved else 0
         for field, stored, recomputed in (
             ("held", reservation.amount, s[EntryKind.hold]),
-            ("captured", captured, s[EntryKind.capture]),
+            ("captured", reservation.captured, s[EntryKind.capture]),
             ("released", released, s[EntryKind.release]),
+            ("status", reservation.status.value, _status_of(reservation, s, resolved_at.get(rid))),
         ):
             if stored != recomputed:
                 found.append(Discrepancy(subject, field, stored, recomputed))
     return found
+
+
+def _status_of(
+    reservation: Reservation, totals: dict[EntryKind, int], resolved_at: datetime | None
+) -> str:
+    """The status a reservation's entries imply: resolved by its deadline, or timed out."""
+    if resolved_at is None:
+        return ReservationStatus.open.value
+    late = resolved_at >= reservation.expires_at
+    if totals[EntryKind.capture]:
+        return "captured after its deadline" if late else ReservationStatus.captured.value
+    return (ReservationStatus.timed_out if late else ReservationStatus.released).value
 
 
 def _check_hold_validity(session: Session, account_id: int | None) -> list[Discrepancy]:
@@ -530,22 +759,161 @@ def _check_hold_validity(session: Session, account_id: int | None) -> list[Discr
         )
     )
     if account_id is not None:
-        outside = outside.where(LedgerEntry.account_id == account_id)
+        outside = outside.where(CreditLot.account_id == account_id)
     return [
         Discrepancy(f"lot {lot_id}", f"held outside its validity by entry {entry_id}", amount, 0)
         for entry_id, lot_id, amount in session.exec(outside).all()
     ]
 
 
+# --- money ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurrencyTotals:
+    """The money behind purchased lots in one currency, in its minor unit (cents)."""
+
+    currency: str
+    received: int  # paid for lots issued in the period
+    recognised: int  # earned in the period as their credits were spent or expired
+    voided: int  # behind credits voided in the period (refunded or written off)
+    deferred_at_start: int  # paid for credits not yet spent, expired or voided
+    deferred_at_end: int
+
+
+@dataclass(frozen=True)
+class MoneyReport:
+    start: datetime
+    end: datetime  # exclusive
+    issued: dict[LotSource, int]  # milli-credits granted in the period, by source
+    spent: int
+    expired: int
+    voided: int
+    money: tuple[CurrencyTotals, ...]
+
+
+_MOVES = (EntryKind.capture, EntryKind.expire, EntryKind.void)
+
+
+def money_report(*, session: Session, start: datetime, end: datetime) -> MoneyReport:
+    """Credits issued, spent, expired and voided in [start, end), and the money behind them.
+
+    A purchased lot's price is earned (recognised) in proportion as its credits are spent or
+    expire; until then it is deferred. Amounts are integers throughout: a lot's share is
+    computed on its running totals, so the shares of a fully used lot add up to its price.
+    """
+    if end <= start:
+        raise ValueError("a report's period must end after it starts")
+    issued: dict[LotSource, int] = defaultdict(int)
+    moved: dict[EntryKind, int] = defaultdict(int)
+    in_period = session.exec(
+        select(LedgerEntry.kind, CreditLot.source, func.sum(LedgerEntry.amount))
+        .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
+        .where(
+            col(LedgerEntry.created_at) >= start,
+            col(LedgerEntry.created_at) < end,
+            col(LedgerEntry.kind).in_([EntryKind.grant, *_MOVES]),
+        )
+        .group_by(LedgerEntry.kind, CreditLot.source)
+    ).all()
+    for kind, source, total in in_period:
+        if EntryKind(kind) == EntryKind.grant:
+            issued[LotSource(source)] += int(total)
+        else:
+            moved[EntryKind(kind)] += int(total)
+
+    paid_lots = session.exec(
+        select(CreditLot).where(
+            col(CreditLot.paid_amount).is_not(None), col(CreditLot.issued_at) < end
+        )
+    ).all()
+    before_start, before_end = (
+        _moves_of_paid_lots(session, start),
+        _moves_of_paid_lots(session, end),
+    )
+    money: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for lot in paid_lots:
+        paid, lot_id = int(lot.paid_amount or 0), _id(lot.id)
+        totals = money[(lot.paid_currency or "").lower()]
+        if lot.issued_at >= start:
+            totals["received"] += paid
+            was = (0, 0, 0)
+        else:
+            was = _shares(paid, lot.amount, before_start[lot_id])
+        now = _shares(paid, lot.amount, before_end[lot_id])
+        totals["recognised"] += now[0] - was[0]
+        totals["voided"] += now[1] - was[1]
+        totals["deferred_at_start"] += was[2]
+        totals["deferred_at_end"] += now[2]
+    return MoneyReport(
+        start=start,
+        end=end,
+        issued=dict(issued),
+        spent=moved[EntryKind.capture],
+        expired=moved[EntryKind.expire],
+        voided=moved[EntryKind.void],
+        money=tuple(
+            CurrencyTotals(currency=currency, **{k: totals[k] for k in _MONEY_FIELDS})
+            for currency, totals in sorted(money.items())
+        ),
+    )
+
+
+_MONEY_FIELDS = ("received", "recognised", "voided", "deferred_at_start", "deferred_at_end")
+
+
+def _moves_of_paid_lots(session: Session, before: datetime) -> dict[int, dict[EntryKind, int]]:
+    moves: dict[int, dict[EntryKind, int]] = defaultdict(lambda: defaultdict(int))
+    for lot_id, kind, total in session.exec(
+        select(LedgerEntry.lot_id, LedgerEntry.kind, func.sum(LedgerEntry.amount))
+        .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
+        .where(
+            col(CreditLot.paid_amount).is_not(None),
+            col(LedgerEntry.created_at) < before,
+            col(LedgerEntry.kind).in_(_MOVES),
+        )
+        .group_by(LedgerEntry.lot_id, LedgerEntry.kind)
+    ).all():
+        moves[lot_id][EntryKind(kind)] = int(total)
+    return moves
+
+
+def _shares(paid: int, amount: int, moves: dict[EntryKind, int]) -> tuple[int, int, int]:
+    """(recognised, voided, deferred) money of a lot, given its credits moved so far."""
+    used = moves[EntryKind.capture] + moves[EntryKind.expire]
+    gone = used + moves[EntryKind.void]
+    recognised = paid * used // amount
+    settled = paid * gone // amount
+    return recognised, settled - recognised, paid - settled
+
+
+# --- inside the operations ------------------------------------------------------------------
+
+
+# A charge's hot path works on plain rows, not ORM objects: loading a dozen lots as objects
+# cost more than all of its SQL. Lots change only through _MOVE, inside the account's lock.
 _HOLDS = (
-    select(LedgerEntry.amount, CreditLot)
+    select(
+        LedgerEntry.amount,
+        CreditLot.id,
+        CreditLot.account_id,
+        CreditLot.expired_at,
+        CreditLot.voided_at,
+    )
     .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
     .where(
         LedgerEntry.reservation_id == bindparam("reservation_id"),
         LedgerEntry.kind == EntryKind.hold,
     )
     .order_by(col(LedgerEntry.id))
-    .execution_options(populate_existing=True)
+)
+_MOVE = (
+    update(CreditLot)
+    .where(col(CreditLot.id) == bindparam("lot"))
+    .values(
+        reserved=col(CreditLot.reserved) + bindparam("held"),
+        remaining=col(CreditLot.remaining) - bindparam("spent"),
+    )
 )
 
 
@@ -557,35 +925,90 @@ def _resolve(
     now: datetime,
 ) -> None:
     """Capture ``captured`` from the holds in the order they were taken; release the rest."""
-    holds = session.exec(_HOLDS, params={"reservation_id": reservation.id}).all()
+    connection = session.connection()
+    holds = connection.execute(_HOLDS, {"reservation_id": reservation.id}).all()
     entries: list[dict[str, Any]] = []
+    moves: list[dict[str, int]] = []
     to_capture = captured
-    for held, lot in holds:
+    rid, key = reservation.id, reservation.key
+    for held, lot_id, account_id, expired_at, voided_at in holds:
         take = min(to_capture, held)
         give_back = held - take
         to_capture -= take
+        spent = take
         if take:
-            lot.reserved -= take
-            lot.remaining -= take
-            entries.append(_entry(lot, EntryKind.capture, take, reservation.key, now, reservation))
+            entries.append(_movement(account_id, lot_id, EntryKind.capture, take, key, now, rid))
         if give_back:
-            lot.reserved -= give_back
             entries.append(
-                _entry(lot, EntryKind.release, give_back, reservation.key, now, reservation)
+                _movement(account_id, lot_id, EntryKind.release, give_back, key, now, rid)
             )
             # Handed back to a lot that is already closed: write it off at once, as its
             # expiry or void would have done had the credits not been held.
-            if lot.voided_at is not None:
-                lot.remaining -= give_back
-                entries.append(_entry(lot, EntryKind.void, give_back, f"void:{lot.id}", now))
-            elif lot.expired_at is not None:
-                lot.remaining -= give_back
-                entries.append(_entry(lot, EntryKind.expire, give_back, f"expire:{lot.id}", now))
+            if voided_at is not None or expired_at is not None:
+                kind, why = (
+                    (EntryKind.void, "void")
+                    if voided_at is not None
+                    else (EntryKind.expire, "expire")
+                )
+                spent += give_back
+                entries.append(
+                    _movement(account_id, lot_id, kind, give_back, f"{why}:{lot_id}", now)
+                )
+        moves.append({"lot": lot_id, "held": -held, "spent": spent})
     reservation.status = status
     reservation.captured = captured
     reservation.resolved_at = now
     session.add(reservation)
-    _write(session, entries)
+    session.flush()
+    if moves:
+        connection.execute(_MOVE, moves)
+    if entries:
+        connection.execute(_INSERT_ENTRY, entries)
+
+
+def _require_live(reservation: Reservation, now: datetime) -> None:
+    """Refuse a reservation that is over; timed out reads the same, swept or not."""
+    lapsed = reservation.status == ReservationStatus.open and now >= reservation.expires_at
+    if lapsed or reservation.status == ReservationStatus.timed_out:
+        raise ReservationTimedOut(reservation.key)
+    if reservation.status != ReservationStatus.open:
+        raise ReservationClosed(reservation.key, reservation.status)
+
+
+_OVERDUE = (
+    select(Reservation)
+    .where(
+        Reservation.account_id == bindparam("account_id"),
+        Reservation.status == ReservationStatus.open,
+        col(Reservation.expires_at) <= bindparam("now"),
+    )
+    .order_by(col(Reservation.id))
+    .execution_options(populate_existing=True)
+)
+
+
+def _lapse_overdue(session: Session, account_id: int, now: datetime) -> list[Reservation]:
+    """Write off the account's reservations past their deadline (the caller holds its lock)."""
+    overdue = session.exec(_OVERDUE, params={"account_id": account_id, "now": now}).all()
+    for reservation in overdue:
+        _resolve(session, reservation, 0, ReservationStatus.timed_out, now)
+    return list(overdue)
+
+
+def _lapsed_holds(session: Session, account_id: int, now: datetime) -> dict[int, int]:
+    """Per lot, what overdue (lapsed but not yet written off) reservations still hold."""
+    rows = session.exec(
+        select(LedgerEntry.lot_id, func.sum(LedgerEntry.amount))
+        .join(Reservation, col(Reservation.id) == col(LedgerEntry.reservation_id))
+        .where(
+            Reservation.account_id == account_id,
+            Reservation.status == ReservationStatus.open,
+            col(Reservation.expires_at) <= now,
+            LedgerEntry.kind == EntryKind.hold,
+        )
+        .group_by(LedgerEntry.lot_id)
+    ).all()
+    return {lot_id: int(total) for lot_id, total in rows}
 
 
 # FOR UPDATE is a no-op on SQLite, where BEGIN IMMEDIATE has already taken the write lock.
@@ -633,6 +1056,26 @@ _FIND_RESERVATION = (
 )
 
 
+_FREE_LOTS = (
+    select(CreditLot.id, CreditLot.source, CreditLot.remaining, CreditLot.reserved)
+    .where(
+        CreditLot.account_id == bindparam("account_id"),
+        col(CreditLot.scope).in_(bindparam("scopes", expanding=True)),
+        col(CreditLot.issued_at) <= bindparam("now"),
+        col(CreditLot.expires_at) > bindparam("now"),
+        col(CreditLot.voided_at).is_(None),
+        col(CreditLot.remaining) > 0,
+    )
+    .order_by(col(CreditLot.expires_at), col(CreditLot.issued_at), col(CreditLot.id))
+)
+
+
+def _free_lots(session: Session, account_id: int, wallet: Wallet, now: datetime) -> Sequence[Any]:
+    """The wallet's active lots with credits in them, in draw order, as plain rows."""
+    params = {"account_id": account_id, "scopes": list(SCOPES_OF_WALLET[wallet]), "now": now}
+    return session.connection().execute(_FREE_LOTS, params).all()
+
+
 def _active_lots(
     session: Session, account_id: int, wallet: Wallet, now: datetime
 ) -> Sequence[CreditLot]:
@@ -664,6 +1107,7 @@ def _entry(
     now: datetime,
     reservation: Reservation | None = None,
 ) -> dict[str, Any]:
+    grant = kind == EntryKind.grant
     return {
         "account_id": lot.account_id,
         "lot_id": _id(lot.id),
@@ -672,6 +1116,32 @@ def _entry(
         "amount": amount,
         "op_key": op_key,
         "created_at": now,
+        # The grant records the lot as issued, for the ledger check.
+        "lot_scope": lot.scope.value if grant else None,
+        "lot_expires_at": lot.expires_at if grant else None,
+    }
+
+
+def _movement(
+    account_id: int,
+    lot_id: int,
+    kind: EntryKind,
+    amount: int,
+    op_key: str,
+    now: datetime,
+    reservation_id: int | None = None,
+) -> dict[str, Any]:
+    """An entry that moves credits (never a grant), from plain values."""
+    return {
+        "account_id": account_id,
+        "lot_id": lot_id,
+        "reservation_id": reservation_id,
+        "kind": kind,
+        "amount": amount,
+        "op_key": op_key,
+        "created_at": now,
+        "lot_scope": None,
+        "lot_expires_at": None,
     }
 
 
@@ -684,14 +1154,14 @@ def _write(session: Session, entries: list[dict[str, Any]]) -> None:
         session.connection().execute(_INSERT_ENTRY, entries)
 
 
-def _lot_view(lot: CreditLot) -> LotView:
+def _lot_view(lot: CreditLot, lapsed: int = 0) -> LotView:
     return LotView(
         id=_id(lot.id),
         source=lot.source,
         scope=lot.scope,
         amount=lot.amount,
         remaining=lot.remaining,
-        reserved=lot.reserved,
+        reserved=lot.reserved - lapsed,  # held by live reservations only
         issued_at=lot.issued_at,
         expires_at=lot.expires_at,
     )
@@ -704,5 +1174,8 @@ def _id(value: int | None) -> int:
 
 
 def _require_positive(amount: int, what: str) -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise InvalidAmount(f"a {what} must be a positive whole number of milli-credits")
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT:
+        raise InvalidAmount(
+            f"a {what} must be a whole number of milli-credits from 1 to {MAX_AMOUNT:,}, "
+            f"not {amount!r}"
+        )

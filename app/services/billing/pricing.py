@@ -69,11 +69,18 @@ class UnpricedFeature(PricingError):
 
 @dataclass(frozen=True)
 class PriceTable:
+    """Background removal rises with resolution up to a cap; options add a fixed surcharge.
+
+    The rule published in the FAQ: 0.5 credit up to 1 MP, 0.1 more for each further started
+    2 MP, so a typical 12 MP photo costs 1.1, and never more than 1.1 however large.
+    """
+
     base: int = 500  # background removal, up to `base_pixels`
     base_pixels: int = MEGAPIXEL
-    per_step: int = 50  # for each further started step of `step_pixels`
-    step_pixels: int = MEGAPIXEL
-    max_pixels: int = 25 * MEGAPIXEL
+    per_step: int = 100  # for each further started step of `step_pixels`
+    step_pixels: int = 2 * MEGAPIXEL
+    cap: int = 1_100  # background removal never costs more than this
+    max_pixels: int = 25 * MEGAPIXEL  # the largest image the table prices
     # Extra segmentation passes on top of background removal. Features priced at 0 only change
     # where the work happens (bulk, editor, API); features missing here cannot be priced yet.
     surcharges: Mapping[Feature, int] = field(
@@ -104,12 +111,17 @@ def cost_of(
         raise ImageTooLarge(pixels, table.max_pixels)
     extra_pixels = max(0, pixels - table.base_pixels)
     started_steps = -(-extra_pixels // table.step_pixels)  # ceiling division in integers
-    total = table.base + started_steps * table.per_step
+    total = min(table.base + started_steps * table.per_step, table.cap)
     for feature in set(features):
         if feature not in table.surcharges:
             raise UnpricedFeature(feature)
         total += table.surcharges[feature]
     return total
+
+
+def is_priced(feature: Feature, *, table: PriceTable = PRICE_TABLE) -> bool:
+    """Whether the table can price `feature`; a tool without a price must not be switched on."""
+    return feature in table.surcharges
 
 
 def format_credits(milli: int) -> str:
