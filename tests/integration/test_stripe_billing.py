@@ -23,7 +23,7 @@ from sqlmodel import select
 from app.db import reading, writing
 from app.models.accounts import Plan
 from app.models.billing import PaymentStatus, Product, StripeEvent, StripePayment
-from app.models.ledger import LotScope, LotSource, Wallet
+from app.models.ledger import FeatureFlag, LotScope, LotSource, Wallet
 from app.services.billing import entitlements, ledger
 from app.services.billing.pricing import MILLI, Feature
 from app.services.billing.stripe_billing import BillingError, BillingNotConfigured, make_client
@@ -120,9 +120,9 @@ def test_a_top_up_and_an_api_pack_each_grow_their_own_wallet_once(shop: Shop) ->
 def test_basic_plan_renews_switches_to_standard_and_cancels(shop: Shop) -> None:
     buyer = shop.new_account()
     with writing(shop.db) as session:
-        entitlements.set_flag(
-            session=session, clock=shop.clock, name="object_removal", enabled=True
-        )
+        # No Standard-only tool has a price yet, so the operator's command refuses to switch
+        # one on; the row is written directly to see the plan, not the flag, decide.
+        session.add(FeatureFlag(name="object_removal", enabled=True, updated_at=shop.clock.now()))
 
     def may_remove_objects() -> bool:
         with reading(shop.db) as session:

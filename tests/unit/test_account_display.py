@@ -14,19 +14,13 @@ from app.settings import Settings
 from app.state.account import wallet_rows
 from app.state.auth import expiry_notice
 from app.usecases import accounts
+from tests.conftest import confirmed_account
 
 
 def test_the_trial_is_shown_once_as_shared_by_both_wallets(
     db: Engine, clock: FrozenClock, settings: Settings
 ) -> None:
-    _token, person = accounts.sign_up(
-        db=db,
-        clock=clock,
-        settings=settings,
-        email="ada@example.com",
-        password="a long passphrase",
-        user_agent="test",
-    )
+    person = confirmed_account(db, clock, settings, "ada@example.com")
     with writing(db) as session:
         ledger.grant_credits(
             session=session,
@@ -53,12 +47,14 @@ def test_the_trial_is_shown_once_as_shared_by_both_wallets(
 def test_every_page_warns_a_week_before_credits_expire(
     db: Engine, clock: FrozenClock, settings: Settings
 ) -> None:
-    token, person = accounts.sign_up(
+    confirmed_account(db, clock, settings, "bea@example.com")
+    token, person = accounts.sign_in(
         db=db,
         clock=clock,
         settings=settings.model_copy(update={"session_days": 120}),  # still signed in later
         email="bea@example.com",
         password="a long passphrase",
+        address="203.0.113.9",
         user_agent="test",
     )
     assert expiry_notice(person) == ""
