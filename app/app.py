@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from app import routes, runtime
 from app.api.accounts import account_routes
+from app.api.bulk_zip import bulk_zip_routes
 from app.api.files import file_routes
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.oauth import oauth_routes
@@ -22,6 +23,7 @@ from app.api.upload_limit import UploadLimitMiddleware
 from app.components.shell import page_shell
 from app.pages.account import account
 from app.pages.auth import forgot, signin, signup
+from app.pages.bulk import bulk_page
 from app.pages.home import home
 from app.pages.pricing import pricing
 from app.permissions import make_private
@@ -29,6 +31,7 @@ from app.services.imaging.model_files import ModelMissing, check_model
 from app.settings import describe_invalid
 from app.state.account import AccountState
 from app.state.auth import AuthState
+from app.state.bulk import BulkState
 from app.state.cutout import CutoutState
 from app.state.errors import unexpected_error
 from app.state.pricing import PricingState
@@ -79,6 +82,7 @@ app = rx.App(
     api_transformer=[
         Starlette(
             routes=file_routes
+            + bulk_zip_routes
             + account_routes(
                 db=runtime.db,
                 clock=runtime.clock,
@@ -127,4 +131,5 @@ app.add_page(
     title="Pricing · Cutout",
     on_load=PricingState.on_load,
 )
+app.add_page(bulk_page, route=routes.BULK, title="Bulk · Cutout", on_load=BulkState.on_load)
 app.register_lifespan_task(housekeeping)

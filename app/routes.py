@@ -13,9 +13,12 @@ PRICING = "/pricing"
 FORGOT = "/forgot"
 RESET = "/reset"  # ?token=<mailed>: choose a new password
 VERIFY = "/verify"  # ?token=<mailed>: confirm the address
+BULK = "/bulk"
+EDITOR = "/editor"  # /<job>: edit one result
 
 # HTTP routes beside the pages
 FILES = "/files"
+BULK_ZIP = "/bulk-zip"  # /<batch>: every finished photo of a bulk batch, one ZIP
 AUTH = "/auth"
 # Form posts that set or clear the HttpOnly session cookie, then redirect back to a page.
 SIGN_IN_POST = AUTH + "/signin"
@@ -60,6 +63,15 @@ def link_url(public_url: str, page: str, token: str) -> str:
 
 def file_url(job_id: str, name: str, *, download: bool = False) -> str:
     return f"{FILES}/{job_id}/{name}" + ("?download=1" if download else "")
+
+
+def editor_url(job_id: str) -> str:
+    """The photo editor for one result."""
+    return f"{EDITOR}/{job_id}"
+
+
+def bulk_zip_url(batch_id: str) -> str:
+    return f"{BULK_ZIP}/{batch_id}"
 
 
 def oauth_login_url(provider: str, next_path: str) -> str:

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, le=64, description="Images processed at once per process."
     )
+    jobs_per_account: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Images one account may have processing at once; 0 = all workers.",
+    )
+    bulk_max_files: int = Field(default=50, ge=1, le=500, description="Photos per bulk batch.")
     max_upload_bytes: int = Field(default=22 * MB, gt=0)
     max_megapixels: float = Field(default=25.0, gt=0)
     retention_hours: float = Field(default=24.0, gt=0)
