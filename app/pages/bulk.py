@@ -65,8 +65,7 @@ def _swatch(label: str, colour: str) -> rx.Component:
             height="1rem",
             border_radius="50%",
             border="1px solid var(--gray-a8)",
-            background=colour
-            or "repeating-conic-gradient(#ccc 0% 25%, #fff 0% 50%) 50% / 8px 8px",
+            background=colour or "repeating-conic-gradient(#ccc 0% 25%, #fff 0% 50%) 50% / 8px 8px",
         ),
         label,
         variant=rx.cond(chosen, "solid", "outline"),
@@ -108,9 +107,7 @@ def _options() -> rx.Component:
             ),
             size="2",
         ),
-        rx.text(
-            "AI Cut is per photo: open a result in the editor.", size="1", color_scheme="gray"
-        ),
+        rx.text("AI Cut is per photo: open a result in the editor.", size="1", color_scheme="gray"),
         spacing="2",
         width="100%",
     )
@@ -175,14 +172,18 @@ def _progress() -> rx.Component:
             " finished · ",
             BulkState.done_count,
             " done",
-            rx.cond(BulkState.failed_count > 0, rx.text.span(" · ", BulkState.failed_count, " failed")),
+            rx.cond(
+                BulkState.failed_count > 0, rx.text.span(" · ", BulkState.failed_count, " failed")
+            ),
             rx.cond(
                 BulkState.not_started_count > 0,
                 rx.text.span(" · ", BulkState.not_started_count, " not started"),
             ),
             size="3",
         ),
-        rx.progress(value=BulkState.progress_percent, max=100, width="100%", aria_label="Batch progress"),
+        rx.progress(
+            value=BulkState.progress_percent, max=100, width="100%", aria_label="Batch progress"
+        ),
         rx.flex(
             rx.cond(
                 BulkState.status == "running",
@@ -245,7 +246,13 @@ def _row(item: rx.Var) -> rx.Component:
             rx.box(width="3.5rem", height="3.5rem", background="var(--gray-a3)"),
         ),
         rx.vstack(
-            rx.text(item["name"], weight="medium", size="2", trim="both", style={"word_break": "break-all"}),
+            rx.text(
+                item["name"],
+                weight="medium",
+                size="2",
+                trim="both",
+                style={"word_break": "break-all"},
+            ),
             rx.flex(
                 rx.badge(
                     item["phase"],
@@ -329,7 +336,11 @@ def bulk_page() -> rx.Component:
         rx.cond(
             BulkState.error != "",
             rx.callout(
-                BulkState.error, icon="triangle-alert", color_scheme="red", role="alert", width="100%"
+                BulkState.error,
+                icon="triangle-alert",
+                color_scheme="red",
+                role="alert",
+                width="100%",
             ),
         ),
         purchase_feedback(),

@@ -78,6 +78,7 @@ def add_photo(
         batch = bulk.owned(session, owner, batch_id)
         if len(bulk.view_of(session, batch).items) >= settings.bulk_max_files:
             raise bulk.BatchFull(settings.bulk_max_files)
+        feature = bulk.feature_for(batch.hair)
     job = cutouts.submit_photo(
         db=db,
         settings=settings,
@@ -85,12 +86,14 @@ def add_photo(
         account_id=account_id,
         filename=filename,
         data=data,
-        feature=bulk.feature_for(batch.hair),
+        feature=feature,
     )
     try:
         with writing(db) as session:
             batch = bulk.owned(session, owner, batch_id)
-            bulk.add_item(session=session, batch=batch, job_id=job.id, limit=settings.bulk_max_files)
+            bulk.add_item(
+                session=session, batch=batch, job_id=job.id, limit=settings.bulk_max_files
+            )
     except BaseException:
         storage.delete_job_files(settings, job.id)
         raise
@@ -170,7 +173,7 @@ def process_photo(
     with reading(db) as session:
         if not bulk.may_run(session=session, owner=owner, batch_id=batch_id, job_id=job_id):
             return
-        batch = bulk.owned(session, owner, batch_id)
+        spec = bulk.spec_for(bulk.owned(session, owner, batch_id).background)
     try:
         cutouts.process_cutout(
             db=db,
@@ -178,7 +181,7 @@ def process_photo(
             clock=clock,
             account_id=account_id,
             job_id=job_id,
-            spec=bulk.spec_for(batch.background),
+            spec=spec,
         )
     except InsufficientCredits as short:
         reason = OUT_OF_CREDITS.format(

@@ -23,7 +23,6 @@ from app.services.imaging.editor import EditSpec
 from app.services.jobs.cutouts import JobNotFound, download_name
 from app.settings import Settings
 
-
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
