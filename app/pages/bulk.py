@@ -94,7 +94,7 @@ def _options() -> rx.Component:
             wrap="wrap",
             align="center",
         ),
-        rx.text.label(
+        rx.el.label(
             rx.flex(
                 rx.switch(
                     checked=BulkState.hair,
@@ -105,7 +105,7 @@ def _options() -> rx.Component:
                 gap="2",
                 align="center",
             ),
-            size="2",
+            style={"font_size": "var(--font-size-2)"},
         ),
         rx.text("AI Cut is per photo: open a result in the editor.", size="1", color_scheme="gray"),
         spacing="2",
