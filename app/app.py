@@ -36,6 +36,7 @@ from app.state.cutout import CutoutState
 from app.state.errors import unexpected_error
 from app.state.pricing import PricingState
 from app.state.session_guard import SessionGuard
+from app.usecases.bulk import resume_running
 from app.usecases.housekeeping import run_housekeeping
 
 log = logging.getLogger("cutout")
@@ -64,6 +65,16 @@ async def housekeeping() -> None:
         except Exception:
             log.exception("housekeeping failed; retrying at the next interval")
         await asyncio.sleep(_settings.sweep_interval_seconds)
+
+
+async def resume_bulk_batches() -> None:
+    """Batches that were running when the server stopped go on without waiting for a page."""
+    try:
+        count = await resume_running(db=runtime.db(), settings=_settings, clock=runtime.clock())
+        if count:
+            log.info("bulk: %s running batches resumed", count)
+    except Exception:
+        log.exception("bulk: running batches could not be resumed")
 
 
 def _limit_uploads(asgi_app):  # type: ignore[no-untyped-def]
@@ -133,3 +144,4 @@ app.add_page(
 )
 app.add_page(bulk_page, route=routes.BULK, title="Bulk · Cutout", on_load=BulkState.on_load)
 app.register_lifespan_task(housekeeping)
+app.register_lifespan_task(resume_bulk_batches)

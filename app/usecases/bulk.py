@@ -261,6 +261,28 @@ def ensure_driven(
     task.add_done_callback(forget)
 
 
+def _running(db: Engine) -> list[tuple[int, str]]:
+    with reading(db) as session:
+        running = bulk.running_batches(session=session)
+    found = []
+    for batch_id, owner in running:
+        kind, _, account = owner.partition(":")
+        if kind == "account" and account.isdigit():
+            found.append((int(account), batch_id))
+    return found
+
+
+async def resume_running(*, db: Engine, settings: Settings, clock: Clock) -> int:
+    """At start-up: drive again every batch that was running when the server stopped (its
+    interrupted photos are failed, uncharged, by housekeeping; the rest go on)."""
+    running = await asyncio.to_thread(_running, db)
+    for account_id, batch_id in running:
+        ensure_driven(
+            db=db, settings=settings, clock=clock, account_id=account_id, batch_id=batch_id
+        )
+    return len(running)
+
+
 def zip_members(
     *, db: Engine, settings: Settings, account_id: int, batch_id: str
 ) -> list[tuple[str, Path]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from app.models.ledger import LotScope
 from app.services.jobs.bulk import BatchNotFound, Phase
 from app.services.jobs.storage import JobFile, file_path
 from app.usecases import bulk, operator
+from app.usecases.housekeeping import run_housekeeping
 from tests.conftest import confirmed_account
 
 PHOTOS = ("astronaut", "chelsea", "coffee")  # each under 1 MP: 0.5 credits apiece
@@ -166,3 +168,36 @@ def test_a_batch_holds_at_most_the_setting(db, settings, clock) -> None:
     account = confirmed_account(db, clock, small, "full@example.com")
     with pytest.raises(ValueError, match="at most 2 photos"):
         batch_of(db, small, clock, account.id)
+
+
+def test_a_batch_running_when_the_server_stopped_goes_on_at_start_up(db, settings, clock) -> None:
+    account = confirmed_account(db, clock, settings, "restart@example.com")
+    batch_id = batch_of(db, settings, clock, account.id, names=("astronaut", "chelsea"))
+    bulk.start(db=db, account_id=account.id, batch_id=batch_id)  # ... and the server stops
+
+    async def start_up() -> int:
+        resumed = await bulk.resume_running(db=db, settings=settings, clock=clock)
+        for _ in range(600):
+            found = view(db, clock, account.id, batch_id)
+            if found.batch.status != BatchStatus.running:
+                break
+            await asyncio.sleep(0.1)
+        return resumed
+
+    assert asyncio.run(start_up()) == 1
+    found = view(db, clock, account.id, batch_id)
+    assert found.batch.status == BatchStatus.finished
+    assert [item.phase for item in found.batch.items] == [Phase.done, Phase.done]
+
+
+def test_housekeeping_removes_batches_past_retention(db, settings, clock) -> None:
+    account = confirmed_account(db, clock, settings, "old@example.com")
+    batch_id = batch_of(db, settings, clock, account.id, names=("astronaut",))
+    since = clock.now()
+    clock.advance(timedelta(hours=settings.retention_hours + 1))
+    swept = run_housekeeping(db=db, settings=settings, clock=clock)
+    assert swept.batches == 1 and swept.results == 1
+    with pytest.raises(BatchNotFound):
+        bulk.zip_members(db=db, settings=settings, account_id=account.id, batch_id=batch_id)
+    found = bulk.overview(db=db, clock=clock, account_id=account.id, batch_id=None, since=since)
+    assert found.batch is None

@@ -279,3 +279,20 @@ def done_jobs(*, session: Session, batch: BulkBatch) -> list[tuple[str, str]]:
         for _, job in _items(session, batch.id)
         if job.status == JobStatus.done
     ]
+
+
+def purge_expired(*, session: Session, clock: Clock) -> int:
+    """Delete batches past their retention (their photos went with the jobs' own retention)."""
+    expired = session.exec(select(BulkBatch).where(BulkBatch.expires_at <= clock.now())).all()
+    for batch in expired:
+        for item in session.exec(select(BulkItem).where(BulkItem.batch_id == batch.id)).all():
+            session.delete(item)
+        session.delete(batch)
+    session.flush()
+    return len(expired)
+
+
+def running_batches(*, session: Session) -> list[tuple[str, str]]:
+    """(batch id, owner) of every batch that was running, e.g. when the server stopped."""
+    rows = session.exec(select(BulkBatch).where(BulkBatch.status == BatchStatus.running)).all()
+    return [(batch.id, batch.owner) for batch in rows]
