@@ -152,8 +152,8 @@ def resume(*, db: Engine, account_id: int, batch_id: str) -> BatchView:
 def retry(*, db: Engine, account_id: int, batch_id: str, job_id: str) -> BatchView:
     """A failed photo back in line (a new attempt, charged anew only if it then succeeds)."""
     owner = account_owner(account_id)
-    with writing(db) as session:
-        bulk.may_run(session=session, owner=owner, batch_id=batch_id, job_id=job_id)  # owned
+    with reading(db) as session:
+        bulk.item_of(session=session, owner=owner, batch_id=batch_id, job_id=job_id)
     cutouts.retry_cutout(db=db, account_id=account_id, job_id=job_id)
     return resume(db=db, account_id=account_id, batch_id=batch_id)
 

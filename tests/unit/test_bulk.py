@@ -201,3 +201,26 @@ def test_housekeeping_removes_batches_past_retention(db, settings, clock) -> Non
         bulk.zip_members(db=db, settings=settings, account_id=account.id, batch_id=batch_id)
     found = bulk.overview(db=db, clock=clock, account_id=account.id, batch_id=None, since=since)
     assert found.batch is None
+
+
+def test_a_failed_photo_is_not_charged_and_a_retry_finishes_it(db, settings, clock) -> None:
+    account = confirmed_account(db, clock, settings, "retry@example.com")
+    batch_id = batch_of(db, settings, clock, account.id, names=("astronaut", "chelsea"))
+    first = view(db, clock, account.id, batch_id).batch.items[0].job_id
+    original = file_path(settings, first, JobFile.original)
+    kept = original.read_bytes()
+    original.write_bytes(kept[: len(kept) // 3])  # the stored upload is damaged on disk
+    bulk.start(db=db, account_id=account.id, batch_id=batch_id)
+    drive(db, settings, clock, account.id, batch_id)
+    found = view(db, clock, account.id, batch_id)
+    assert [item.phase for item in found.batch.items] == [Phase.failed, Phase.done]
+    assert found.batch.items[0].error
+    assert found.available == settings.trial_credits * 1000 - 500  # only the done one paid
+
+    original.write_bytes(kept)
+    retried = bulk.retry(db=db, account_id=account.id, batch_id=batch_id, job_id=first)
+    assert retried.items[0].phase == Phase.waiting
+    drive(db, settings, clock, account.id, batch_id)
+    found = view(db, clock, account.id, batch_id)
+    assert [item.phase for item in found.batch.items] == [Phase.done, Phase.done]
+    assert found.available == settings.trial_credits * 1000 - 1000

@@ -221,15 +221,21 @@ def runnable(session: Session, batch: BulkBatch) -> list[str]:
     ]
 
 
-def may_run(*, session: Session, owner: str, batch_id: str, job_id: str) -> bool:
-    """Whether this photo's turn still stands: the batch runs and the photo was not cancelled."""
-    batch = owned(session, owner, batch_id)
+def item_of(*, session: Session, owner: str, batch_id: str, job_id: str) -> BulkItem:
+    """The batch's photo, if the batch is the owner's; else BatchNotFound or JobNotFound."""
+    owned(session, owner, batch_id)
     item = session.exec(
         select(BulkItem).where(BulkItem.batch_id == batch_id, BulkItem.job_id == job_id)
     ).first()
     if item is None:
         raise JobNotFound(job_id)
-    return batch.status == BatchStatus.running and not item.cancelled
+    return item
+
+
+def may_run(*, session: Session, owner: str, batch_id: str, job_id: str) -> bool:
+    """Whether this photo's turn still stands: the batch runs and the photo was not cancelled."""
+    item = item_of(session=session, owner=owner, batch_id=batch_id, job_id=job_id)
+    return owned(session, owner, batch_id).status == BatchStatus.running and not item.cancelled
 
 
 def stop(*, session: Session, batch_id: str, status: BatchStatus, reason: str | None) -> bool:
