@@ -35,8 +35,13 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(
         default=0, ge=0, description="onnxruntime intra-op threads; 0 = cores."
     )
+    # As many images in flight as cores, as `cutout batch` runs them: one image's decoding and
+    # encoding (single-threaded) overlap another's model run, so a bulk batch keeps pace with it.
     workers: int = Field(
-        default=1, ge=1, le=64, description="Images processed at once per process."
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="Images processed at once per process; default: cores.",
     )
     jobs_per_account: int = Field(
         default=0,
