@@ -113,7 +113,8 @@ def test_bulk_stops_when_credits_run_out_and_resumes_after_a_top_up(
     stopped = page.get_by_role("alert").filter(has_text="credits ran out")
     expect(stopped).to_be_visible(timeout=240_000)
     expect(stopped.get_by_role("link", name="See plans and top-ups")).to_be_visible()
-    expect(rows(page, "done")).to_have_count(3)
+    # A photo already under way when the balance ran short still finishes (it was paid for).
+    expect(rows(page, "done")).to_have_count(3, timeout=120_000)
     expect(rows(page, "not started")).to_have_count(2)
     page.screenshot(path=str(ARTIFACTS / "bulk-stopped.png"), full_page=True)
     wallet = web_balance(live_app, email)
