@@ -51,8 +51,11 @@ def db(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def pg_db() -> Iterator[Engine]:
+def pg_db(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A fresh schema in the local PostgreSQL named by TEST_DATABASE_URL."""
+    if request.node.get_closest_marker("postgres") is None:
+        # Unmarked, `-m "not postgres"` would still run it and it would fail without a server.
+        pytest.fail(f"{request.node.nodeid} uses PostgreSQL: mark it @pytest.mark.postgres")
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
