@@ -5,19 +5,28 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 from PIL import Image
 from skimage import data as photos
 
-from app.db import make_engine
+from app.db import make_engine, writing
 from app.routes import SESSION_COOKIE, bulk_zip_url
 from app.services.clock import SystemClock
+from app.services.identity import auth
 from app.services.jobs.storage import JobFile, file_path
 from app.settings import Settings
 from app.usecases import bulk
-from app.usecases.accounts import sign_in
 from tests.conftest import MODELS_DIR, confirmed_account
+
+
+def run_async(coroutine):  # type: ignore[no-untyped-def]
+    """asyncio.run on a thread of its own: in a full run, Playwright's session fixture keeps an
+    event loop running on the main thread, where asyncio.run refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def jpeg(name: str) -> bytes:
@@ -27,16 +36,13 @@ def jpeg(name: str) -> bytes:
 
 
 def session_token(db, clock, settings, email: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """A confirmed account and a session as sign-in opens it (the password check and its
+    per-address throttle are tests/unit/test_auth.py's; other suites sign in from here too)."""
     account = confirmed_account(db, clock, settings, email)
-    token, _ = sign_in(
-        db=db,
-        clock=clock,
-        settings=settings,
-        email=email,
-        password="a long passphrase",
-        address="127.0.0.1",
-        user_agent="test",
-    )
+    with writing(db) as session:
+        token = auth.create_session(
+            session=session, clock=clock, account_id=account.id, lifetime=timedelta(days=1)
+        )
     return account.id, token
 
 
@@ -64,7 +70,7 @@ def test_the_zip_streams_every_finished_photo_to_its_owner_only(live_app) -> Non
     assert empty.status_code == 404 and "No finished photos" in empty.json()["error"]
 
     bulk.start(db=db, account_id=owner, batch_id=batch_id)
-    asyncio.run(
+    run_async(
         bulk.drive(db=db, settings=settings, clock=clock, account_id=owner, batch_id=batch_id)
     )
 

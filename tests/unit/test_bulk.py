@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import numpy as np
@@ -20,6 +21,13 @@ from app.usecases.housekeeping import run_housekeeping
 from tests.conftest import confirmed_account
 
 PHOTOS = ("astronaut", "chelsea", "coffee")  # each under 1 MP: 0.5 credits apiece
+
+
+def run_async(coroutine):  # type: ignore[no-untyped-def]
+    """asyncio.run on a thread of its own: in a full run, Playwright's session fixture keeps an
+    event loop running on the main thread, where asyncio.run refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def jpeg(name: str) -> bytes:
@@ -50,7 +58,7 @@ def batch_of(db, settings, clock, account_id: int, names=PHOTOS) -> str:  # type
 
 
 def drive(db, settings, clock, account_id: int, batch_id: str) -> None:  # type: ignore[no-untyped-def]
-    asyncio.run(
+    run_async(
         bulk.drive(db=db, settings=settings, clock=clock, account_id=account_id, batch_id=batch_id)
     )
 
@@ -184,7 +192,7 @@ def test_a_batch_running_when_the_server_stopped_goes_on_at_start_up(db, setting
             await asyncio.sleep(0.1)
         return resumed
 
-    assert asyncio.run(start_up()) == 1
+    assert run_async(start_up()) == 1
     found = view(db, clock, account.id, batch_id)
     assert found.batch.status == BatchStatus.finished
     assert [item.phase for item in found.batch.items] == [Phase.done, Phase.done]
