@@ -61,3 +61,18 @@ def test_the_api_page_shows_keys_credits_and_a_working_curl(live_app, phone, tmp
         assert cutout.mode == "RGBA" and cutout.size == (512, 512)
     page.reload()
     expect(page.get_by_text(re.compile(r"API credits: ?9\.5"))).to_be_visible(timeout=30_000)
+
+
+def test_the_reference_renders_without_a_cdn(live_app, phone) -> None:  # type: ignore[no-untyped-def]
+    page = phone.new_page()
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            outside.append(request.url) if not request.url.startswith(live_app.url) else None
+        ),
+    )
+    page.goto(live_app.url + "/api/docs")
+    expect(page.get_by_text("Cutout API (remove.bg-compatible)")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("/v1.0/removebg").first).to_be_visible()
+    assert outside == []

@@ -149,6 +149,17 @@ def test_background_colour_gives_a_jpeg_and_zip_gives_colour_and_alpha(api, keye
     mask = post(api, key, files=photo, data={"channels": "alpha", "format": "png"})
     assert mask.status_code == 200 and png(mask.content).mode == "L"
 
+    webp = post(api, key, files=photo, data={"format": "webp"})
+    assert webp.headers["content-type"] == "image/webp" and png(webp.content).format == "WEBP"
+
+    blue = io.BytesIO()
+    Image.new("RGB", (64, 64), (20, 40, 220)).save(blue, format="PNG")
+    backed = post(api, key, files={**photo, "bg_image_file": ("bg.png", blue.getvalue())})
+    assert backed.status_code == 200, backed.text
+    assert backed.headers["content-type"] == "image/jpeg"
+    red, green, blue_value = png(backed.content).convert("RGB").getpixel((2, 2))
+    assert blue_value > 180 and red < 60 and green < 80
+
 
 def test_crop_scale_position_and_roi_place_the_subject(api, keyed) -> None:  # type: ignore[no-untyped-def]
     _, key = keyed
