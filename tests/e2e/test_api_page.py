@@ -20,7 +20,7 @@ def test_the_api_page_shows_keys_credits_and_a_working_curl(live_app, phone, tmp
     page = phone.new_page()
     page.goto(live_app.url + "/api")
     expect(page.get_by_role("heading", name="Cutout API")).to_be_visible(timeout=30_000)
-    expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("main").get_by_role("link", name="Sign in")).to_be_visible()
     expect(page.get_by_role("row").filter(has_text="preview")).to_contain_text("0.5")
 
     email = new_email()
