@@ -357,3 +357,19 @@ def test_any_origin_may_call_the_api(api, keyed) -> None:  # type: ignore[no-unt
     assert answer.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in answer.headers
     assert "X-Credits-Charged" in answer.headers["access-control-expose-headers"]
+
+
+def test_semitransparency_and_shadow_change_the_result(api, keyed) -> None:  # type: ignore[no-untyped-def]
+    _, key = keyed
+    photo = {"image_file": ("astronaut.jpg", photo_bytes(), "image/jpeg")}
+    hard = post(api, key, files=photo, data={"semitransparency": "false"})
+    assert hard.status_code == 200, hard.text
+    assert set(np.unique(np.asarray(png(hard.content))[..., 3])) <= {0, 255}
+
+    disc = {"image_file": ("disc.png", disc_photo(), "image/png")}
+    flat = post(api, key, files=disc, data={"bg_color": "white", "format": "png"})
+    shaded = post(api, key, files=disc, data={"bg_color": "white", "add_shadow": "true"})
+    assert shaded.status_code == 200, shaded.text
+    plain = np.asarray(png(flat.content).convert("L"), dtype=int)
+    shadow = np.asarray(png(shaded.content).convert("L"), dtype=int)
+    assert (shadow < plain - 10).sum() > 100  # darker pixels around the subject: its shadow
