@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.datastructures import MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -251,6 +252,8 @@ async def _form(request: Request, body: bytes, cap: int) -> dict[str, Any]:
             return fields
     except HTTPException as bad:
         raise OptionError("invalid_request", f"the form could not be read: {bad.detail}") from None
+    except (MultiPartException, ValueError) as bad:  # outside an app's scope, or a parser's own
+        raise OptionError("invalid_request", f"the form could not be read: {bad}") from None
 
 
 def _fetch_rules(settings: Settings) -> url_fetch.FetchRules:
