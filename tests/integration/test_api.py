@@ -373,3 +373,16 @@ def test_semitransparency_and_shadow_change_the_result(api, keyed) -> None:  # t
     plain = np.asarray(png(flat.content).convert("L"), dtype=int)
     shadow = np.asarray(png(shaded.content).convert("L"), dtype=int)
     assert (shadow < plain - 10).sum() > 100  # darker pixels around the subject: its shadow
+
+
+def test_a_body_that_cannot_be_read_is_a_clear_400(api, keyed) -> None:  # type: ignore[no-untyped-def]
+    _, key = keyed
+    for content_type, body in (
+        ("multipart/form-data", b"--x\r\nnot a part"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: nonsense\r\n\r\n"),
+        ("application/json", b"{not json"),
+        ("application/json", b"[1, 2]"),
+        ("text/plain", b"image_url=https://example.com/a.jpg"),
+    ):
+        answer = post(api, key, content=body, headers={"Content-Type": content_type})
+        assert_error(answer, 400, "invalid_request")
