@@ -35,7 +35,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 setup: $(VENV)/.installed
 	$(BIN)/cutout-setup
 
-setup-test: $(VENV)/.installed-dev setup chromium
+setup-test: $(VENV)/.installed-dev setup chromium tests/clients/node_modules/.installed
+
+# Third-party remove.bg clients the API tests drive (npm, pinned by the lock file).
+tests/clients/node_modules/.installed: tests/clients/package-lock.json $(VENV)/.installed
+	cd tests/clients && $(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }

@@ -16,11 +16,13 @@ from app.api.accounts import account_routes
 from app.api.files import file_routes
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.oauth import oauth_routes
+from app.api.removebg import PublicApiCors, removebg_routes
 from app.api.sessions import SessionCookieMiddleware
 from app.api.stripe import stripe_routes
 from app.api.upload_limit import UploadLimitMiddleware
 from app.components.shell import page_shell
 from app.pages.account import account
+from app.pages.api import api_page
 from app.pages.auth import forgot, signin, signup
 from app.pages.home import home
 from app.pages.pricing import pricing
@@ -28,6 +30,7 @@ from app.permissions import make_private
 from app.services.imaging.model_files import ModelMissing, check_model
 from app.settings import describe_invalid
 from app.state.account import AccountState
+from app.state.api import ApiPageState
 from app.state.auth import AuthState
 from app.state.cutout import CutoutState
 from app.state.errors import unexpected_error
@@ -75,7 +78,14 @@ def _security_headers(asgi_app):  # type: ignore[no-untyped-def]
     return SecurityHeadersMiddleware(asgi_app, public_url=_settings.public_url)
 
 
-app = rx.App(
+class CutoutApp(rx.App):
+    """Reflex's app, with the public API's CORS outside Reflex's own strict CORS middleware."""
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return PublicApiCors(super().__call__())
+
+
+app = CutoutApp(
     api_transformer=[
         Starlette(
             routes=file_routes
@@ -96,6 +106,12 @@ app = rx.App(
                 clock=runtime.clock,
                 settings=runtime.settings,
                 client=runtime.stripe_client,
+            )
+            + removebg_routes(
+                db=runtime.db,
+                clock=runtime.clock,
+                settings=runtime.settings,
+                limiter=runtime.api_limiter,
             )
         ),
         _limit_uploads,
@@ -126,5 +142,11 @@ app.add_page(
     route=routes.PRICING,
     title="Pricing · Cutout",
     on_load=PricingState.on_load,
+)
+app.add_page(
+    lambda: page_shell(api_page()),
+    route=routes.API_PAGE,
+    title="API · Cutout",
+    on_load=ApiPageState.on_load,
 )
 app.register_lifespan_task(housekeeping)

@@ -13,6 +13,7 @@ PRICING = "/pricing"
 FORGOT = "/forgot"
 RESET = "/reset"  # ?token=<mailed>: choose a new password
 VERIFY = "/verify"  # ?token=<mailed>: confirm the address
+API_PAGE = "/api"  # what the API does, keys, credits, a curl example
 
 # HTTP routes beside the pages
 FILES = "/files"
@@ -30,6 +31,14 @@ STRIPE = "/stripe"
 STRIPE_WEBHOOK = STRIPE + "/webhook"
 # Where Stripe Checkout sends the browser back after paying.
 STRIPE_CHECKOUT_RETURN = STRIPE + "/checkout/return"
+
+# The remove.bg-compatible HTTP API: key-only, callable from any origin.
+API_BASE = "/v1.0"
+API_REMOVEBG = API_BASE + "/removebg"
+API_ACCOUNT = API_BASE + "/account"
+API_DOCS = "/api/docs"
+API_OPENAPI = "/api/openapi.json"
+API_DOCS_ASSETS = "/api/docs/assets"
 
 # Anchors
 API_PACKS_ANCHOR = "api-packs"

@@ -89,6 +89,18 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Stored-but-unprocessed uploads per account."
     )
 
+    # The remove.bg-compatible HTTP API (/v1.0).
+    api_megapixel_images_per_minute: int = Field(
+        default=500, ge=1, description="API rate limit per account: images x started megapixels."
+    )
+    api_fetch_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, description="Time limit for fetching an image_url."
+    )
+    api_allow_private_urls: bool = Field(
+        default=False,
+        description="Let image_url reach loopback, private and link-local addresses (tests).",
+    )
+
     # Stripe billing: off while the secret key or the webhook secret is empty.
     stripe_secret_key: SecretStr = Field(default=SecretStr(""), description="sk_live_/sk_test_")
     stripe_webhook_secret: SecretStr = Field(default=SecretStr(""), description="whsec_")

@@ -10,6 +10,7 @@ from app.state.auth import AuthState
 NAV_LINKS: list[tuple[str, str]] = [
     ("Remove background", routes.HOME),
     ("Pricing", routes.PRICING),
+    ("API", routes.API_PAGE),
 ]
 
 
