@@ -224,7 +224,7 @@ def alpha_from_probability(unit: np.ndarray, width: int, height: int) -> np.ndar
     band = edge_band(width, height)
     steps = (np.arange(256, dtype=np.float32) - 128) * (reach / 127)
     ramp = np.clip(np.rint((0.5 + steps / band) * 255), 0, 255).astype(np.uint8)
-    return cv2.LUT(coded, ramp)
+    return cv2.LUT(coded, ramp, dst=coded)
 
 
 def predict_mask(session: ModelSession, image: Image.Image) -> Image.Image:
