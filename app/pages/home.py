@@ -207,6 +207,7 @@ def _high_quality_switch() -> rx.Component:
                     checked=CutoutState.high_quality,
                     on_change=CutoutState.set_high_quality,
                     name="high_quality",
+                    aria_label="High quality",
                 ),
                 rx.text("High quality (slower; better on busy backgrounds)", size="2"),
                 align="center",
