@@ -107,6 +107,18 @@ def test_subject_is_exactly_opaque_and_background_exactly_clear_on_a_colour():
     assert (laid[outside] == green).all()
 
 
+@pytest.mark.parametrize("size", [(96, 72), (40, 300)])
+def test_small_and_narrow_photos_reach_full_opacity_too(size):
+    """Below the model's 320 px the band keeps its minimum width and still saturates."""
+    session = engine.load_session(MODELS_DIR, "u2netp", 2)
+    width, height = size
+    pixels, truth = scene(width, height, seed=2)
+    alpha = engine.predict_alpha(session, pixels)
+    inside = cv2.erode(truth.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert (alpha[inside] == 255).mean() >= 0.95
+    assert opaque_share(alpha) >= 0.8
+
+
 def test_large_photo_keeps_a_thin_smooth_edge():
     """At 12 MP the model's 320 px map is stretched 12x: the edge stays a few pixels wide and
     its alpha steps smoothly, instead of the map's blur or its 320 px staircase."""

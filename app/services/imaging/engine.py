@@ -188,8 +188,8 @@ def predict_alpha(session: ModelSession, image: Image.Image | np.ndarray) -> np.
 # narrower than the model can place an edge looks cut with scissors, wider shows a halo.
 EDGE_BAND_MIN = 1.5
 EDGE_BAND_MODEL_PIXELS = 0.5
-# Signed distances are carried to the output size as uint8 within +-this many model pixels:
-# beyond it every pixel is saturated anyway.
+# Signed distances are carried to the output size as uint8 within +-this many model pixels
+# (and never less than a band): beyond it every pixel is saturated anyway.
 _DISTANCE_REACH = 2.0
 # For models Cutout does not run itself, only rembg's finished mask is known: a steep ramp
 # around its 128 line does the same, cruder.
@@ -216,12 +216,12 @@ def alpha_from_probability(unit: np.ndarray, width: int, height: int) -> np.ndar
     grad_x = cv2.Sobel(unit, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8) / scale_x
     grad_y = cv2.Sobel(unit, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8) / scale_y
     slope = np.maximum(cv2.magnitude(grad_x, grad_y), 1e-6)
-    reach = _DISTANCE_REACH * max(scale_x, scale_y)  # output pixels
+    band = edge_band(width, height)
+    reach = max(_DISTANCE_REACH * max(scale_x, scale_y), band)  # output pixels
     distance = np.clip((unit - 0.5) / slope, -reach, reach)
     coded = np.rint(128 + distance * (127 / reach)).astype(np.uint8)
     if (width, height) != (unit.shape[1], unit.shape[0]):
         coded = cv2.resize(coded, (width, height), interpolation=cv2.INTER_LINEAR)
-    band = edge_band(width, height)
     steps = (np.arange(256, dtype=np.float32) - 128) * (reach / 127)
     ramp = np.clip(np.rint((0.5 + steps / band) * 255), 0, 255).astype(np.uint8)
     return cv2.LUT(coded, ramp, dst=coded)
