@@ -147,7 +147,9 @@ def bench_single(runs: int, threads: int, model: str) -> None:
     )
     print(
         f"  cutout_png {spread(runs_of['cutout'])} vs rembg remove() {spread(runs_of['remove'])}: "
-        f"{speedup:.2f}x faster (target >= 2x) {verdict(speedup >= 2)}"
+        f"{speedup:.2f}x faster"
+        # The targets are the default model's: u2net's larger model time leaves less to gain.
+        + (f" (target >= 2x) {verdict(speedup >= 2)}" if model == MODEL else "")
     )
     print(
         f"  vs rembg model predict {spread(runs_of['predict'])}: {floor:.2f}x of predict "
