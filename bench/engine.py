@@ -70,15 +70,6 @@ def shape_scene(width: int, height: int, seed: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def median_time(function: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def interleaved(functions: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
     """Times per run with the contenders alternating, so machine noise hits them alike."""
     times: dict[str, list[float]] = {name: [] for name in functions}
