@@ -56,4 +56,4 @@ bench: setup $(VENV)/.installed-bench
 	$(BIN)/python bench/ledger.py
 
 clean:
-	rm -rf .web $(VENV)
+	rm -rf .web .web-test $(VENV)

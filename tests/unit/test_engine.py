@@ -54,15 +54,6 @@ def test_cut_out_keeps_the_subject_and_clears_the_background(session):
     assert rgba[5, 5, 3] == 0 and (rgba[5, 5, :3] == 0).all()
 
 
-@pytest.fixture
-def rembg_session(monkeypatch):
-    """rembg's own session on the same weights; U2NET_HOME only for this test's duration."""
-    monkeypatch.setenv("U2NET_HOME", str(MODELS_DIR))
-    from rembg import new_session
-
-    return new_session("u2netp")
-
-
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
 def test_mask_matches_rembg_remove(session, rembg_session, name):
     from rembg import remove
@@ -81,6 +72,17 @@ def test_mask_matches_rembg_on_a_generated_shape(session, rembg_session):
     ours = engine.predict_alpha(session, pixels) >= 128
     theirs = np.asarray(remove(Image.fromarray(pixels), session=rembg_session, only_mask=True))
     assert iou(ours, theirs >= 128) >= 0.99
+
+
+@pytest.fixture(scope="module")
+def rembg_session():  # type: ignore[no-untyped-def]
+    """rembg's own session on the same provisioned weights; U2NET_HOME is set only while rembg
+    looks for them, so no later test in the process inherits it."""
+    from rembg import new_session
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("U2NET_HOME", str(MODELS_DIR))
+        return new_session("u2netp")
 
 
 def test_png_of_the_cutout_is_lossless_and_same_size(session):
