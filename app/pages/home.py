@@ -197,6 +197,26 @@ def _result() -> rx.Component:
     )
 
 
+def _high_quality_switch() -> rx.Component:
+    """Shown only where the server has the full model: slower, finer on busy backgrounds."""
+    return rx.cond(
+        CutoutState.high_quality_offered,
+        rx.el.label(
+            rx.hstack(
+                rx.switch(
+                    checked=CutoutState.high_quality,
+                    on_change=CutoutState.set_high_quality,
+                    name="high_quality",
+                    aria_label="High quality",
+                ),
+                rx.text("High quality (slower; better on busy backgrounds)", size="2"),
+                align="center",
+                spacing="2",
+            ),
+        ),
+    )
+
+
 def home() -> rx.Component:
     settings = get_settings()
     return page_shell(
@@ -223,12 +243,17 @@ def home() -> rx.Component:
                 ("quoted", _quote()),
                 rx.cond(
                     CutoutState.signed_in,
-                    dropzone(
-                        UPLOAD_ID,
-                        on_drop=CutoutState.handle_upload,
-                        on_progress=CutoutState.upload_progress,
-                        on_rejected=CutoutState.drop_rejected,
-                        max_bytes=settings.max_upload_bytes,
+                    rx.vstack(
+                        _high_quality_switch(),
+                        dropzone(
+                            UPLOAD_ID,
+                            on_drop=CutoutState.handle_upload,
+                            on_progress=CutoutState.upload_progress,
+                            on_rejected=CutoutState.drop_rejected,
+                            max_bytes=settings.max_upload_bytes,
+                        ),
+                        width="100%",
+                        spacing="3",
                     ),
                     _signed_out(),
                 ),

@@ -38,6 +38,9 @@ class CutoutState(AuthState):
     cost_label: str = ""
     balance_label: str = ""
     can_afford: bool = False
+    # "High quality" (the full u2net): offered only where its model file was provisioned.
+    high_quality_offered: bool = False
+    high_quality: bool = False
 
     @rx.var
     def before_url(self) -> str:
@@ -80,7 +83,12 @@ class CutoutState(AuthState):
         self.can_afford = quote.enough
 
     @rx.event
+    def set_high_quality(self, value: bool) -> None:
+        self.high_quality = bool(value) and self.high_quality_offered
+
+    @rx.event
     async def on_load(self):  # type: ignore[no-untyped-def]
+        self.high_quality_offered = cutouts.high_quality_available(runtime.settings())
         account = await self.current_account()
         if account is None:
             return None
@@ -199,10 +207,15 @@ class CutoutState(AuthState):
                 account_id=account.id,
                 filename=upload.name or "photo",
                 data=data,
+                high_quality=self.high_quality,
             )
         except ImageRejected as rejected:
             self.stage = "failed"
             self.error = rejected.message
+            return
+        except NotAllowed as refused:
+            self.stage = "failed"
+            self.error = str(refused)
             return
         self._show(view)
         await self._quote(account.id, view)

@@ -27,6 +27,7 @@ from app.services.clock import Clock
 from app.services.identity.auth import account_owner
 from app.services.imaging import engine, pipeline
 from app.services.imaging.images import ImageRejected, Limits, load_image, preview_jpeg
+from app.services.imaging.model_files import HIGH_QUALITY_MODEL, model_present
 from app.services.jobs import cutouts, storage
 from app.services.jobs.cutouts import JobView
 from app.services.jobs.storage import JobFile
@@ -64,10 +65,14 @@ def submit_photo(
     account_id: int,
     filename: str,
     data: bytes,
+    high_quality: bool = False,
 ) -> JobView:
     """Check and store an upload as a queued job; a refusal (ImageRejected, UploadLimited)
-    leaves nothing. The account's oldest unpaid uploads make room past max_pending_uploads."""
+    leaves nothing. The account's oldest unpaid uploads make room past max_pending_uploads.
+    `high_quality` asks for the full u2net model, refused (NotAllowed) where it is absent."""
     owner = account_owner(account_id)
+    if high_quality and not high_quality_available(settings):
+        raise NotAllowed("High quality is not available on this server.")
     per_minute = settings.uploads_per_minute
     with reading(db) as session:  # before the slow decode: a flood costs a query each
         cutouts.check_upload_rate(session=session, clock=clock, owner=owner, per_minute=per_minute)
@@ -95,10 +100,16 @@ def submit_photo(
                 name=loaded.name,
                 width=loaded.width,
                 height=loaded.height,
+                model=HIGH_QUALITY_MODEL if high_quality else None,
             )
     except BaseException:
         storage.delete_job_files(settings, job_id)
         raise
+
+
+def high_quality_available(settings: Settings) -> bool:
+    """Whether "High quality" (the full u2net) can be offered: its file was provisioned."""
+    return model_present(settings.models_path, HIGH_QUALITY_MODEL)
 
 
 def job_for(*, db: Engine, account_id: int, job_id: str) -> JobView:
@@ -181,10 +192,14 @@ def _entitled(session: Session, clock: Clock, account_id: int, feature: Feature)
 def _run(settings: Settings, job: JobView) -> Path:
     """The pipeline on the stored upload; the result is staged, not yet visible."""
     data = storage.read_original(settings, job.id)
-    model = engine.load_session(
-        settings.models_path, settings.model_name, settings.onnx_thread_count
+    request = pipeline.CutoutRequest(
+        feature=job.feature, high_quality=job.model == HIGH_QUALITY_MODEL
     )
-    request = pipeline.CutoutRequest(feature=job.feature)
+    model = engine.load_session(
+        settings.models_path,
+        pipeline.model_name(request, settings.model_name),
+        settings.onnx_thread_count,
+    )
     result = pipeline.run_bytes(
         model, data, filename=job.original_name, limits=limits_for(settings), request=request
     )

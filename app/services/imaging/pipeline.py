@@ -18,6 +18,7 @@ from app.services.billing.pricing import Feature
 from app.services.imaging import aicut, editor, engine, matting, removebg_layout, removebg_options
 from app.services.imaging.editor import BadParameter, EditSpec, Exported
 from app.services.imaging.images import Limits, load_image
+from app.services.imaging.model_files import HIGH_QUALITY_MODEL
 
 # What the engine itself can do to a photo; each is priced on its own.
 ENGINE_FEATURES: tuple[Feature, ...] = (Feature.background_removal, Feature.ai_cut, Feature.hair)
@@ -31,6 +32,8 @@ class CutoutRequest:
     spec: EditSpec = field(default_factory=EditSpec)
     marks: aicut.Marks = field(default_factory=aicut.Marks)
     background: Image.Image | None = None  # for spec.background == "image"
+    # "High quality": the full u2net instead of the configured model (see `model_name`).
+    high_quality: bool = False
 
     def __post_init__(self) -> None:
         if self.feature not in ENGINE_FEATURES:
@@ -44,6 +47,11 @@ class CutoutRequest:
     def plain(self) -> bool:
         """A transparent PNG of the whole photo: the engine's fastest path applies."""
         return self.spec == EditSpec(format="png", max_pixels=self.spec.max_pixels)
+
+
+def model_name(request: CutoutRequest, configured: str) -> str:
+    """The model a request runs on: the configured one, or the full u2net for "High quality"."""
+    return HIGH_QUALITY_MODEL if request.high_quality else configured
 
 
 def subject_mask(

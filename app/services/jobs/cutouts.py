@@ -56,6 +56,7 @@ class JobView:
     feature: Feature
     attempt: int
     created_at: datetime
+    model: str | None = None  # asked for ("High quality"); None: the configured model
 
     @property
     def reservation_key(self) -> str:
@@ -84,6 +85,7 @@ def view_of(job: CutoutJob) -> JobView:
         download_name=download_name(job.original_name),
         feature=Feature(job.feature),
         attempt=job.attempt,
+        model=job.model,
         created_at=job.created_at,
     )
 
@@ -99,6 +101,7 @@ def add_job(
     width: int,
     height: int,
     feature: Feature = Feature.background_removal,
+    model: str | None = None,
 ) -> JobView:
     """Record an upload whose files are already stored, as a queued job."""
     now = clock.now()
@@ -109,6 +112,7 @@ def add_job(
         width=width,
         height=height,
         feature=feature.value,
+        model=model,
         created_at=now,
         expires_at=now + timedelta(hours=settings.retention_hours),
     )
