@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from app.services.billing.pricing import Feature
-from app.services.imaging import aicut, editor, engine, matting
+from app.services.imaging import aicut, editor, engine, matting, retouch
 from app.services.imaging.editor import BadParameter, EditSpec, Exported
 from app.services.imaging.images import Limits, load_image
 
@@ -103,3 +103,17 @@ def run_bytes(
 ) -> Exported:
     """A file's bytes, decoded (refusals raise ImageRejected), then `run`."""
     return run(model, load_image(data, filename=filename, limits=limits).image, request)
+
+
+def edit(
+    image: Image.Image | np.ndarray,
+    alpha: np.ndarray,
+    edits: retouch.MaskEdits,
+    request: CutoutRequest,
+) -> Exported:
+    """The editor's path: a mask already made, the person's mask edits (brush, AI Cut, hair)
+    replayed on it, then `finish`. The quick preview calls this on a reduced copy, the export
+    at full resolution, so what is seen is what is downloaded."""
+    height, width = alpha.shape
+    retouch.check(edits, width, height)
+    return finish(image, retouch.apply(image, alpha, edits), request)
