@@ -173,6 +173,8 @@ def step_from(raw: Mapping[str, Any]) -> Step:
             return Brush(kind, _points(raw["points"]), float(raw["radius"]))
         if kind == "ai_cut":
             box = raw.get("box")
+            if box is not None and len(box) != 4:
+                raise ValueError("a box has four sides")
             return Cut(
                 aicut.Marks(
                     box=tuple(int(v) for v in box) if box else None,  # type: ignore[arg-type]

@@ -1,0 +1,119 @@
+"""A person on a phone edits a cutout: colour background, an erase stroke, AI Cut with a keep
+stroke, export as JPEG; the downloaded file's pixels show every edit, and only AI Cut is paid."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import ARTIFACTS, new_email, photo_file, sign_up, upload
+
+pytestmark = pytest.mark.e2e
+
+BLUE = (30, 144, 255)  # the "#1e90ff" swatch
+
+
+def drag(page: Page, points: list[tuple[float, float]]) -> None:
+    """A stroke across the edited photo, points as fractions of its size."""
+    box = page.locator("#editor-after").bounding_box()
+    assert box
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=8)
+    page.mouse.up()
+
+
+def wait_for_preview(page: Page, version_before: str | None = None) -> str:
+    after = page.locator("#editor-after")
+    expect(after).to_have_attribute("src", re.compile(r"preview\.webp"), timeout=60_000)
+    if version_before is not None:
+        expect(after).not_to_have_attribute("src", version_before, timeout=30_000)
+    expect(page.get_by_text("Updating preview…")).to_have_count(0, timeout=30_000)
+    src = after.get_attribute("src") or ""
+    assert "preview.webp" in src
+    return src
+
+
+def test_phone_edits_a_cutout_and_downloads_the_jpeg(live_app, phone, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    page = phone.new_page()
+    sign_up(page, live_app.url, new_email())
+    page.goto(live_app.url)
+    upload(page, photo_file(tmp_path))
+    page.get_by_role("button", name=re.compile(r"Remove background ·")).click(timeout=60_000)
+    page.get_by_role("link", name="Open in editor").click(timeout=120_000)
+    expect(page).to_have_url(re.compile(r"/editor/"), timeout=30_000)
+    expect(page.get_by_role("link", name=re.compile(r"Account: 9\.5 credits"))).to_be_visible(
+        timeout=30_000
+    )
+    src = wait_for_preview(page)
+    page.screenshot(path=str(ARTIFACTS / "editor-open.png"), full_page=True)
+
+    # A colour background.
+    page.get_by_role("tab", name="Background").click()
+    page.get_by_role("button", name="Colour #1e90ff").click()
+    src = wait_for_preview(page, src)
+
+    # An erase stroke across the suit (subject in the model's mask).
+    page.get_by_role("tab", name="Fix").click()
+    page.get_by_role("button", name="Erase", exact=True).click()
+    src = wait_for_preview(page, src)  # the preview takes the photo's own geometry
+    drag(page, [(0.40, 0.80), (0.60, 0.80)])
+    src = wait_for_preview(page, src)
+    expect(page.get_by_role("button", name="Undo")).to_be_enabled()
+
+    # AI Cut with a keep stroke on the backdrop at the top left, then apply.
+    page.get_by_role("button", name="Keep", exact=True).click()
+    drag(page, [(0.04, 0.06), (0.16, 0.06)])
+    apply = page.get_by_role("button", name="Apply AI Cut")
+    expect(apply).to_be_enabled(timeout=10_000)
+    apply.click()
+    expect(page.get_by_text("AI Cut applied")).to_be_visible(timeout=30_000)
+    src = wait_for_preview(page, src)
+    page.screenshot(path=str(ARTIFACTS / "editor-edited.png"), full_page=True)
+
+    # Export as JPEG: the cost (AI Cut, 0.5) is shown before confirming, nothing taken yet.
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export-format").click()
+    page.get_by_role("option", name="jpeg").click()
+    confirm = page.get_by_role("button", name="Export JPEG · 0.5 credits")
+    expect(confirm).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("link", name=re.compile(r"Account: 9\.5 credits"))).to_be_visible()
+    with page.expect_download(timeout=120_000) as download_info:
+        confirm.click()
+    download = download_info.value
+    assert download.suggested_filename == "astronaut-edited.jpg"
+    saved = tmp_path / "edited.jpg"
+    download.save_as(saved)
+    expect(page.get_by_role("link", name=re.compile(r"Account: 9 credits"))).to_be_visible(
+        timeout=30_000
+    )
+    page.screenshot(path=str(ARTIFACTS / "editor-exported.png"), full_page=True)
+
+    result = Image.open(saved)
+    assert result.format == "JPEG" and result.size == (512, 512)
+    pixels = np.asarray(result.convert("RGB")).astype(int)
+
+    def near(region: np.ndarray, colour: tuple[int, int, int]) -> float:
+        return float((np.abs(region - colour).max(axis=-1) < 40).mean())
+
+    assert near(pixels[300:330, 470:505], BLUE) > 0.9, "the backdrop became the colour"
+    assert near(pixels[405:415, 225:285], BLUE) > 0.9, "the erased suit shows the colour"
+    assert near(pixels[28:34, 30:75], BLUE) < 0.1, "the kept backdrop shows the photo"
+    assert near(pixels[150:250, 200:300], BLUE) < 0.1, "the face is still the subject"
+
+    # Re-exporting (another format) costs nothing.
+    page.locator("#export-format").click()
+    page.get_by_role("option", name="png").click()
+    again = page.get_by_role("button", name="Export PNG · free")
+    expect(again).to_be_visible(timeout=30_000)
+    with page.expect_download(timeout=120_000) as second:
+        again.click()
+    assert second.value.suggested_filename == "astronaut-edited.png"
+    expect(page.get_by_role("link", name=re.compile(r"Account: 9 credits"))).to_be_visible()
+    page.close()
