@@ -88,7 +88,11 @@ def editor_canvas() -> rx.Component:
                 ),
             ),
             id="editor-stage",
-            custom_attrs={"data-mode": EditorState.mode, "data-brush": EditorState.brush},
+            custom_attrs={
+                "data-mode": EditorState.mode,
+                "data-brush": EditorState.brush,
+                "data-marks": EditorState.marks.length(),
+            },
             position="relative",
             overflow="hidden",
             width=EditorState.stage_width,
@@ -111,15 +115,13 @@ def editor_canvas() -> rx.Component:
                 style={"width": "100%"},
             ),
         ),
-        # The canvas script clicks this to hand its strokes to the server.
-        rx.el.button(
-            "Send marks",
-            id="editor-commit",
-            type="button",
-            on_click=rx.call_script(
-                "window.cutoutEditor ? window.cutoutEditor.take() : '[]'",
-                callback=EditorState.receive_marks,
-            ),
+        # The canvas script writes each finished stroke here (JSON) to hand it to the server.
+        rx.el.input(
+            id="editor-marks",
+            type="text",
+            on_change=EditorState.receive_marks,
+            aria_hidden="true",
+            tab_index=-1,
             style={"display": "none"},
         ),
         rx.script(src=SCRIPT),

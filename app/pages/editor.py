@@ -68,7 +68,7 @@ def _history() -> rx.Component:
         rx.button(
             rx.icon("scan", size=16),
             "Zoom to fit",
-            on_click=rx.call_script("window.cutoutEditor && window.cutoutEditor.fit()"),
+            id="editor-fit",  # the canvas script resets the zoom
             variant="soft",
             size="2",
         ),

@@ -442,12 +442,11 @@ class EditorState(AuthState):
             return None
         self.marks = []
         self.notice = "AI Cut applied. It is charged once, when you export."
-        return [rx.call_script("window.cutoutEditor && window.cutoutEditor.clearMarks()"), *result]
+        return result
 
     @rx.event
-    def clear_marks(self):  # type: ignore[no-untyped-def]
-        self.marks = []
-        return rx.call_script("window.cutoutEditor && window.cutoutEditor.clearMarks()")
+    def clear_marks(self) -> None:
+        self.marks = []  # the canvas script sees data-marks="0" and wipes its drawing
 
     @rx.event
     async def undo(self):  # type: ignore[no-untyped-def]

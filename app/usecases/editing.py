@@ -310,7 +310,7 @@ def _preview_mask(job_id: str, work: _Work, edits: retouch.MaskEdits) -> np.ndar
         _remember(_masks, (job_id, base), mask, _KEEP_MASKS)
         done = 0
     for index in range(done, len(scaled.steps)):
-        mask = retouch.apply_step(work.rgb, mask, scaled.steps[index])
+        mask = retouch.apply_step(work.rgb, mask, scaled.steps[index], scaled.steps[:index])
         key = (job_id, replace(scaled, steps=scaled.steps[: index + 1]))
         _remember(_masks, key, mask, _KEEP_MASKS)
     return mask
@@ -411,6 +411,7 @@ def export_edit(
         edit_files.save_history(settings, job.id, history)
         keys = [(_charge_key(job.id, f, history.attempt), surcharge(job, f)) for f in quote.unpaid]
         with writing(db) as session:
+            _refuse_overlap(session, clock, account_id, job.id, history)
             for feature, (key, amount) in zip(quote.unpaid, keys, strict=True):
                 allowed = _entitled(session, clock, account_id, feature)
                 ledger.reserve_credits(
@@ -478,6 +479,22 @@ def _entitled(
     if not allowed.allowed or allowed.wallet is None:
         raise NotAllowed(allowed.reason)
     return allowed.wallet, allowed.sources
+
+
+def _refuse_overlap(
+    session: Session, clock: Clock, account_id: int, job_id: str, history: History
+) -> None:
+    """Under the write lock: a second charged export of the same photo while one holds credits
+    (two tabs, a double tap) would pay twice; it waits for the first instead."""
+    for feature in (Feature.ai_cut, Feature.hair):
+        for attempt in range(history.attempt):
+            held = ledger.find_reservation(
+                session=session, account_id=account_id, key=_charge_key(job_id, feature, attempt)
+            )
+            if held is not None and ledger.is_live(held, clock.now()):
+                raise NotAllowed("An export of this photo is already under way; wait for it.")
+            if held is not None and held.status == ReservationStatus.captured:
+                raise PriceChanged(0)
 
 
 def _release(db: Engine, clock: Clock, account_id: int, keys: list[tuple[str, int]]) -> None:

@@ -88,3 +88,13 @@ def test_export_size_shrinks_the_long_side() -> None:
         pipeline.CutoutRequest(spec=EditSpec(format="webp", max_side=50)),
     )
     assert (result.width, result.height) == (50, 25)
+
+
+def test_an_ai_cut_keeps_the_strokes_made_before_it() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    erase = retouch.Brush("erase", ((20.0, 50.0), (60.0, 50.0)), 8.0)
+    cut = retouch.Cut(aicut.Marks(keep=(aicut.Stroke(((150.0, 50.0),), 5.0),)))
+    out = retouch.apply(image, half_mask(), retouch.MaskEdits((erase, cut)))
+    assert (out[46:55, 22:59] == 0).all(), "the erase stroke survives the cut"
+    assert (out[46:55, 146:155] == 255).all(), "the cut's keep stroke is honoured"

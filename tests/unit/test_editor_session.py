@@ -241,3 +241,28 @@ def test_other_accounts_and_unfinished_jobs_cannot_be_edited(
     )
     with pytest.raises(editing.NotEditable):
         editing.open_editor(db=db, settings=settings, account_id=owner, job_id=queued.id)
+
+
+def test_a_second_charged_export_while_one_holds_credits_is_refused(
+    db, settings, clock, owner, job_id
+) -> None:
+    from app.db import writing
+
+    editing.set_hair(db=db, settings=settings, account_id=owner, job_id=job_id, on=True)
+    before = available(db, clock, owner)
+    # The first export (another tab) has taken its hold and is still rendering.
+    history = edit_files.load_history(settings, job_id)
+    history.attempt = 1
+    edit_files.save_history(settings, job_id, history)
+    with writing(db) as session:
+        ledger.reserve_credits(
+            session=session,
+            clock=clock,
+            account_id=owner,
+            wallet=Wallet.web,
+            amount=500,
+            key=f"edit:{job_id}:hair:1",
+        )
+    with pytest.raises(NotAllowed, match="under way"):
+        export(db, settings, clock, owner, job_id, expected=500)
+    assert available(db, clock, owner) == before - 500, "only the first hold"

@@ -119,18 +119,29 @@ def paint(alpha: np.ndarray, brush: Brush) -> np.ndarray:
     return np.maximum(alpha, stroke)
 
 
-def apply_step(image: Image.Image | np.ndarray, alpha: np.ndarray, step: Step) -> np.ndarray:
+def apply_step(
+    image: Image.Image | np.ndarray,
+    alpha: np.ndarray,
+    step: Step,
+    earlier: tuple[Step, ...] = (),
+) -> np.ndarray:
+    """One step on the mask the `earlier` steps left. An AI Cut re-decides the whole mask, so
+    the brush strokes made before it are painted again after it: a hand-made fix stays fixed."""
     if isinstance(step, Brush):
         return paint(alpha, step)
-    return aicut.refine(image, alpha, step.marks)
+    alpha = aicut.refine(image, alpha, step.marks)
+    for brush in earlier:
+        if isinstance(brush, Brush):
+            alpha = paint(alpha, brush)
+    return alpha
 
 
 def apply(image: Image.Image | np.ndarray, alpha: np.ndarray, edits: MaskEdits) -> np.ndarray:
     """The model's mask with hair refinement (if on) and then every step, in order."""
     if edits.hair:
         alpha = matting.refine_hair(as_pixels(image), alpha)
-    for step in edits.steps:
-        alpha = apply_step(image, alpha, step)
+    for index, step in enumerate(edits.steps):
+        alpha = apply_step(image, alpha, step, edits.steps[:index])
     return alpha
 
 
