@@ -104,7 +104,7 @@
     const el = event.target.closest && event.target.closest("#editor-surface");
     if (!el) return;
     event.preventDefault();
-    el.setPointerCapture(event.pointerId);
+    try { el.setPointerCapture(event.pointerId); } catch (_) { /* not an active pointer */ }
     state.pointers.set(event.pointerId, [event.clientX, event.clientY]);
     if (state.pointers.size === 2) {
       // A second finger: this is a pinch, not a stroke.

@@ -209,7 +209,9 @@ class EditorState(AuthState):
 
     @rx.event
     def changed(self):  # type: ignore[no-untyped-def]
-        """Something the preview shows changed: draw it again (coalescing fast changes)."""
+        """Something the preview shows changed: draw it again (coalescing fast changes).
+        The person moved on, so the last refusal's message goes."""
+        self.error = ""
         self._wanted += 1
         if not self.previewing:
             self.previewing = True

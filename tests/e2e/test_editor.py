@@ -118,3 +118,86 @@ def test_phone_edits_a_cutout_and_downloads_the_jpeg(live_app, phone, tmp_path) 
     assert second.value.suggested_filename == "astronaut-edited.png"
     expect(page.get_by_role("link", name=re.compile(r"Account: 9 credits"))).to_be_visible()
     page.close()
+
+
+def open_editor_on_a_new_cutout(page: Page, live_app, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    email = new_email()
+    sign_up(page, live_app.url, email)
+    page.goto(live_app.url)
+    upload(page, photo_file(tmp_path))
+    page.get_by_role("button", name=re.compile(r"Remove background ·")).click(timeout=60_000)
+    page.get_by_role("link", name="Open in editor").click(timeout=120_000)
+    wait_for_preview(page)
+    return email
+
+
+def pinch(page: Page, spread: float) -> None:
+    """Two fingers moving apart on the stage (pointer events, as a touch screen sends them)."""
+    box = page.locator("#editor-surface").bounding_box()
+    assert box
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.evaluate(
+        """([cx, cy, spread]) => {
+            const el = document.getElementById("editor-surface");
+            const send = (type, id, x) => el.dispatchEvent(new PointerEvent(type, {
+                pointerId: id, pointerType: "touch", clientX: x, clientY: cy,
+                bubbles: true, isPrimary: id === 1 }));
+            send("pointerdown", 1, cx - 20); send("pointerdown", 2, cx + 20);
+            for (let step = 1; step <= 5; step++) {
+                send("pointermove", 1, cx - 20 - spread * step / 5);
+                send("pointermove", 2, cx + 20 + spread * step / 5);
+            }
+            send("pointerup", 1, cx - 20 - spread); send("pointerup", 2, cx + 20 + spread);
+        }""",
+        [cx, cy, spread],
+    )
+
+
+def test_divider_zoom_bad_background_and_no_credits(live_app, phone, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.test_billing import spend_the_trial
+
+    page = phone.new_page()
+    email = open_editor_on_a_new_cutout(page, live_app, tmp_path)
+
+    # The divider follows a drag (compare mode), and pinching zooms; "Zoom to fit" resets.
+    drag(page, [(0.5, 0.5), (0.2, 0.5)])
+    divider = page.get_by_label("Before and after divider")
+    assert abs(int(divider.input_value()) - 20) <= 2
+    pinch(page, 80)
+    transform = page.locator("#editor-surface").evaluate("el => el.style.transform")
+    assert "scale(" in transform and "scale(1)" not in transform
+    page.get_by_role("button", name="Zoom to fit").click()
+    transform = page.locator("#editor-surface").evaluate("el => el.style.transform")
+    assert "scale(1)" in transform
+
+    # A background that is not an image: a clear message, the editor keeps working.
+    page.get_by_role("tab", name="Background").click()
+    fake = tmp_path / "beach.jpg"
+    fake.write_text("not a photo at all\n" * 40)
+    page.locator("input[type=file]").set_input_files(str(fake))
+    expect(page.get_by_role("alert")).to_contain_text("beach.jpg", timeout=30_000)
+    expect(page.get_by_role("alert")).to_contain_text("not an image")
+    page.get_by_role("button", name="Colour #000000").click()
+    expect(page.get_by_role("alert")).to_have_count(0, timeout=30_000)
+
+    # Another person cannot fetch this photo's preview.
+    preview = page.locator("#editor-after").get_attribute("src")
+    assert preview and page.request.get(live_app.url + preview).status == 200
+    stranger = phone.browser.new_context()
+    assert stranger.request.get(live_app.url + preview).status == 404
+    stranger.close()
+
+    # Out of credits: hair refinement's cost is shown with a working way to buy more.
+    spend_the_trial(live_app, email)
+    page.get_by_role("tab", name="Fix").click()
+    page.get_by_label("Hair refinement (charged once, at export)").click()
+    page.get_by_role("tab", name="Export").click()
+    expect(page.get_by_text("Not enough credits for this export")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name=re.compile(r"Export .*credits"))).to_have_count(0)
+    page.screenshot(path=str(ARTIFACTS / "editor-no-credits.png"), full_page=True)
+    page.get_by_role("link", name="See plans and top-ups").click()
+    expect(page).to_have_url(re.compile(r"/pricing"), timeout=30_000)
+    expect(page.get_by_role("link", name=re.compile(r"Account: 0 credits"))).to_be_visible(
+        timeout=30_000
+    )
+    page.close()
