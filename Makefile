@@ -49,6 +49,7 @@ lint: $(VENV)/.installed-dev
 bench: setup
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/editor_preview.py
 
 clean:
 	rm -rf .web $(VENV)
