@@ -170,6 +170,15 @@ def test_divider_zoom_bad_background_and_no_credits(live_app, phone, tmp_path) -
     transform = page.locator("#editor-surface").evaluate("el => el.style.transform")
     assert "scale(1)" in transform
 
+    # An erase stroke is kept with the photo: a reloaded tab (a phone that slept) finds it.
+    page.get_by_role("button", name="Erase", exact=True).click()
+    src = wait_for_preview(page, page.locator("#editor-after").get_attribute("src"))
+    drag(page, [(0.40, 0.80), (0.60, 0.80)])
+    wait_for_preview(page, src)
+    page.reload()
+    wait_for_preview(page)
+    expect(page.get_by_role("button", name="Undo")).to_be_enabled(timeout=30_000)
+
     # A background that is not an image: a clear message, the editor keeps working.
     page.get_by_role("tab", name="Background").click()
     fake = tmp_path / "beach.jpg"
