@@ -187,7 +187,12 @@ def _background_panel() -> rx.Component:
             align="center",
         ),
         rx.upload.root(
-            rx.button(rx.icon("image-up", size=16), "Upload a background photo", size="2"),
+            rx.button(
+                rx.icon("image-up", size=16),
+                "Upload a background photo",
+                loading=EditorState.loading_background,
+                size="2",
+            ),
             id=BACKGROUND_UPLOAD_ID,
             accept={"image/*": []},
             max_files=1,

@@ -57,6 +57,7 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "export_name": "",
     "notice": "",
 }
+MAX_MARKS = 40  # AI Cut marks waiting to be applied
 NOT_FOUND = "This photo is not in your account (or its retention ended)."
 
 
@@ -75,6 +76,7 @@ class EditorState(AuthState):
     background: str = "transparent"
     color: str = "#ffffff"
     has_background_image: bool = False
+    loading_background: bool = False
     hair: bool = False
     shadow: bool = False
     crop: bool = False
@@ -391,6 +393,9 @@ class EditorState(AuthState):
                 except (KeyError, TypeError, ValueError):
                     continue
             elif mark.get("kind") in MARK_MODES:
+                if len(self.marks) >= MAX_MARKS:
+                    self.error = f"Apply AI Cut or clear the marks: {MAX_MARKS} is the most."
+                    return None
                 self.marks = [m for m in self.marks if mark["kind"] != "box" or m["kind"] != "box"]
                 self.marks.append(mark)
         events: list[Any] = []
@@ -465,22 +470,26 @@ class EditorState(AuthState):
     @rx.event
     async def upload_background(self, files: list[rx.UploadFile]):  # type: ignore[no-untyped-def]
         if not files:
-            return None
+            return
         settings = runtime.settings()
         upload = files[0]
         data = await upload.read(settings.max_upload_bytes + 1)
+        self.loading_background = True
+        yield
         try:
             result = await self._edit(
                 editing.save_background, filename=upload.name or "background", data=data
             )
         except ImageRejected as rejected:
             self.error = rejected.message
-            return None
+            return
+        finally:
+            self.loading_background = False
         if result is not None:
             self.background = "image"
             if self.preset == "marketplace":
                 self.preset = "original"
-        return result
+            yield result
 
     # --- cost and export -----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
+from skimage import data as photos
 
 from tests.e2e.conftest import ARTIFACTS, new_email, photo_file, sign_up, upload
 
@@ -188,6 +189,13 @@ def test_divider_zoom_bad_background_and_no_credits(live_app, phone, tmp_path) -
     expect(page.get_by_role("alert")).to_contain_text("not an image")
     page.get_by_role("button", name="Colour #000000").click()
     expect(page.get_by_role("alert")).to_have_count(0, timeout=30_000)
+    # A real photo as the background: it is drawn behind the subject.
+    src = wait_for_preview(page)
+    backdrop = tmp_path / "cat.png"
+    Image.fromarray(photos.chelsea()).save(backdrop)
+    page.locator("input[type=file]").set_input_files(str(backdrop))
+    src = wait_for_preview(page, src)
+    expect(page.get_by_role("alert")).to_have_count(0)
 
     # Another person cannot fetch this photo's preview.
     preview = page.locator("#editor-after").get_attribute("src")
