@@ -263,11 +263,15 @@ def _layout_panel() -> rx.Component:
 def _export_panel() -> rx.Component:
     return rx.vstack(
         rx.el.label("Format", html_for="export-format"),
-        rx.select(
-            ["png", "jpeg", "webp"],
+        rx.select.root(
+            rx.select.trigger(id="export-format"),
+            rx.select.content(
+                rx.select.item("PNG (transparency kept)", value="png"),
+                rx.select.item("JPEG", value="jpeg"),
+                rx.select.item("WebP", value="webp"),
+            ),
             value=EditorState.export_format,
             on_change=EditorState.set_export_format,
-            id="export-format",
         ),
         rx.text("Quality (JPEG, WebP): ", EditorState.quality, size="2", id="quality"),
         rx.slider(

@@ -82,7 +82,7 @@ def test_phone_edits_a_cutout_and_downloads_the_jpeg(live_app, phone, tmp_path) 
     # Export as JPEG: the cost (AI Cut, 0.5) is shown before confirming, nothing taken yet.
     page.get_by_role("tab", name="Export").click()
     page.locator("#export-format").click()
-    page.get_by_role("option", name="jpeg").click()
+    page.get_by_role("option", name="JPEG").click()
     confirm = page.get_by_role("button", name="Export JPEG · 0.5 credits")
     expect(confirm).to_be_visible(timeout=30_000)
     expect(page.get_by_role("link", name=re.compile(r"Account: 9\.5 credits"))).to_be_visible()
@@ -111,7 +111,7 @@ def test_phone_edits_a_cutout_and_downloads_the_jpeg(live_app, phone, tmp_path) 
 
     # Re-exporting (another format) costs nothing.
     page.locator("#export-format").click()
-    page.get_by_role("option", name="png").click()
+    page.get_by_role("option", name=re.compile("PNG")).click()
     again = page.get_by_role("button", name="Export PNG · free")
     expect(again).to_be_visible(timeout=30_000)
     with page.expect_download(timeout=120_000) as second:
