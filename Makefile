@@ -52,4 +52,4 @@ bench: setup
 	$(BIN)/python bench/editor_preview.py
 
 clean:
-	rm -rf .web $(VENV)
+	rm -rf .web .web-test $(VENV)
