@@ -62,6 +62,7 @@ lint: $(VENV)/.installed-dev
 bench: setup $(VENV)/.installed-bench
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/editor_preview.py
 
 clean:
 	rm -rf .web .web-test $(VENV)

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from app import routes, runtime
 from app.api.accounts import account_routes
+from app.api.editor_files import editor_file_routes
 from app.api.files import file_routes
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.oauth import oauth_routes
@@ -24,6 +25,7 @@ from app.components.shell import page_shell
 from app.pages.account import account
 from app.pages.api import api_page
 from app.pages.auth import forgot, signin, signup
+from app.pages.editor import editor
 from app.pages.home import home
 from app.pages.pricing import pricing
 from app.permissions import make_private
@@ -33,6 +35,7 @@ from app.state.account import AccountState
 from app.state.api import ApiPageState
 from app.state.auth import AuthState
 from app.state.cutout import CutoutState
+from app.state.editor import EditorState
 from app.state.errors import unexpected_error
 from app.state.pricing import PricingState
 from app.state.session_guard import SessionGuard
@@ -89,6 +92,7 @@ app = CutoutApp(
     api_transformer=[
         Starlette(
             routes=file_routes
+            + editor_file_routes
             + account_routes(
                 db=runtime.db,
                 clock=runtime.clock,
@@ -135,6 +139,12 @@ app.add_page(
 )
 app.add_page(
     forgot, route=routes.FORGOT, title="Forgot password · Cutout", on_load=AuthState.refresh
+)
+app.add_page(
+    editor,
+    route=routes.EDITOR + "/[editor_job]",
+    title="Editor · Cutout",
+    on_load=EditorState.on_load,
 )
 app.add_page(account, route=routes.ACCOUNT, title="Account · Cutout", on_load=AccountState.on_load)
 app.add_page(

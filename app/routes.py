@@ -14,9 +14,11 @@ FORGOT = "/forgot"
 RESET = "/reset"  # ?token=<mailed>: choose a new password
 VERIFY = "/verify"  # ?token=<mailed>: confirm the address
 API_PAGE = "/api"  # what the API does, keys, credits, a curl example
+EDITOR = "/editor"  # /editor/<job id>: the photo editor for one finished cutout
 
 # HTTP routes beside the pages
 FILES = "/files"
+EDITOR_FILES = "/editor-files"  # a job's editor preview and exports, for its owner only
 AUTH = "/auth"
 # Form posts that set or clear the HttpOnly session cookie, then redirect back to a page.
 SIGN_IN_POST = AUTH + "/signin"
@@ -69,6 +71,15 @@ def link_url(public_url: str, page: str, token: str) -> str:
 
 def file_url(job_id: str, name: str, *, download: bool = False) -> str:
     return f"{FILES}/{job_id}/{name}" + ("?download=1" if download else "")
+
+
+def editor_url(job_id: str) -> str:
+    return f"{EDITOR}/{job_id}"
+
+
+def editor_file_url(job_id: str, name: str, *, version: int = 0, download: bool = False) -> str:
+    """A job's editor file; `version` changes the address whenever the file is redrawn."""
+    return with_query(f"{EDITOR_FILES}/{job_id}/{name}", v=version, download=int(download))
 
 
 def oauth_login_url(provider: str, next_path: str) -> str:

@@ -183,6 +183,18 @@ def _result() -> rx.Component:
                 size="3",
             ),
             rx.button(
+                rx.link(
+                    rx.icon("sliders-horizontal", size=16),
+                    "Open in editor",
+                    href=CutoutState.editor_url,
+                    underline="none",
+                    color="inherit",
+                ),
+                as_child=True,
+                size="3",
+                variant="soft",
+            ),
+            rx.button(
                 rx.icon("rotate-ccw", size=16),
                 "New photo",
                 size="3",

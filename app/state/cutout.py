@@ -57,6 +57,10 @@ class CutoutState(AuthState):
         return routes.file_url(self.job_id, JobFile.cutout, download=True)
 
     @rx.var
+    def editor_url(self) -> str:
+        return routes.editor_url(self.job_id) if self.stage == "done" else ""
+
+    @rx.var
     def busy(self) -> bool:
         return self.stage in ("uploading", "checking", "processing")
 

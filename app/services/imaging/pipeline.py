@@ -15,7 +15,15 @@ import numpy as np
 from PIL import Image
 
 from app.services.billing.pricing import Feature
-from app.services.imaging import aicut, editor, engine, matting, removebg_layout, removebg_options
+from app.services.imaging import (
+    aicut,
+    editor,
+    engine,
+    matting,
+    removebg_layout,
+    removebg_options,
+    retouch,
+)
 from app.services.imaging.editor import BadParameter, EditSpec, Exported
 from app.services.imaging.images import Limits, load_image
 from app.services.imaging.model_files import HIGH_QUALITY_MODEL
@@ -183,3 +191,17 @@ def _api_format(options: removebg_options.Options, background: Image.Image | Non
     if options.format == "auto" and (background is not None or options.opaque_background):
         return "png" if options.channels == "alpha" else "jpeg"
     return "png"
+
+
+def edit(
+    image: Image.Image | np.ndarray,
+    alpha: np.ndarray,
+    edits: retouch.MaskEdits,
+    request: CutoutRequest,
+) -> Exported:
+    """The editor's path: a mask already made, the person's mask edits (brush, AI Cut, hair)
+    replayed on it, then `finish`. The quick preview calls this on a reduced copy, the export
+    at full resolution, so what is seen is what is downloaded."""
+    height, width = alpha.shape
+    retouch.check(edits, width, height)
+    return finish(image, retouch.apply(image, alpha, edits), request)
