@@ -63,6 +63,7 @@ bench: setup $(VENV)/.installed-bench
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/editor_preview.py
+	$(BIN)/python bench/bulk.py
 
 clean:
 	rm -rf .web .web-test $(VENV)

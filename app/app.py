@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from app import routes, runtime
 from app.api.accounts import account_routes
+from app.api.bulk_zip import bulk_zip_routes
 from app.api.editor_files import editor_file_routes
 from app.api.files import file_routes
 from app.api.headers import SecurityHeadersMiddleware
@@ -25,6 +26,7 @@ from app.components.shell import page_shell
 from app.pages.account import account
 from app.pages.api import api_page
 from app.pages.auth import forgot, signin, signup
+from app.pages.bulk import bulk_page
 from app.pages.editor import editor
 from app.pages.home import home
 from app.pages.pricing import pricing
@@ -34,11 +36,13 @@ from app.settings import describe_invalid
 from app.state.account import AccountState
 from app.state.api import ApiPageState
 from app.state.auth import AuthState
+from app.state.bulk import BulkState
 from app.state.cutout import CutoutState
 from app.state.editor import EditorState
 from app.state.errors import unexpected_error
 from app.state.pricing import PricingState
 from app.state.session_guard import SessionGuard
+from app.usecases.bulk import resume_running
 from app.usecases.housekeeping import run_housekeeping
 
 log = logging.getLogger("cutout")
@@ -69,6 +73,16 @@ async def housekeeping() -> None:
         await asyncio.sleep(_settings.sweep_interval_seconds)
 
 
+async def resume_bulk_batches() -> None:
+    """Batches that were running when the server stopped go on without waiting for a page."""
+    try:
+        count = await resume_running(db=runtime.db(), settings=_settings, clock=runtime.clock())
+        if count:
+            log.info("bulk: %s running batches resumed", count)
+    except Exception:
+        log.exception("bulk: running batches could not be resumed")
+
+
 def _limit_uploads(asgi_app):  # type: ignore[no-untyped-def]
     return UploadLimitMiddleware(asgi_app, max_bytes=_settings.max_upload_bytes)
 
@@ -93,6 +107,7 @@ app = CutoutApp(
         Starlette(
             routes=file_routes
             + editor_file_routes
+            + bulk_zip_routes
             + account_routes(
                 db=runtime.db,
                 clock=runtime.clock,
@@ -159,4 +174,6 @@ app.add_page(
     title="API · Cutout",
     on_load=ApiPageState.on_load,
 )
+app.add_page(bulk_page, route=routes.BULK, title="Bulk · Cutout", on_load=BulkState.on_load)
 app.register_lifespan_task(housekeeping)
+app.register_lifespan_task(resume_bulk_batches)

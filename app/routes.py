@@ -14,11 +14,13 @@ FORGOT = "/forgot"
 RESET = "/reset"  # ?token=<mailed>: choose a new password
 VERIFY = "/verify"  # ?token=<mailed>: confirm the address
 API_PAGE = "/api"  # what the API does, keys, credits, a curl example
+BULK = "/bulk"
 EDITOR = "/editor"  # /editor/<job id>: the photo editor for one finished cutout
 
 # HTTP routes beside the pages
 FILES = "/files"
 EDITOR_FILES = "/editor-files"  # a job's editor preview and exports, for its owner only
+BULK_ZIP = "/bulk-zip"  # /<batch>: every finished photo of a bulk batch, one ZIP
 AUTH = "/auth"
 # Form posts that set or clear the HttpOnly session cookie, then redirect back to a page.
 SIGN_IN_POST = AUTH + "/signin"
@@ -80,6 +82,10 @@ def editor_url(job_id: str) -> str:
 def editor_file_url(job_id: str, name: str, *, version: int = 0, download: bool = False) -> str:
     """A job's editor file; `version` changes the address whenever the file is redrawn."""
     return with_query(f"{EDITOR_FILES}/{job_id}/{name}", v=version, download=int(download))
+
+
+def bulk_zip_url(batch_id: str) -> str:
+    return f"{BULK_ZIP}/{batch_id}"
 
 
 def oauth_login_url(provider: str, next_path: str) -> str:

@@ -35,9 +35,21 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(
         default=0, ge=0, description="onnxruntime intra-op threads; 0 = cores."
     )
+    # As many images in flight as cores, as `cutout batch` runs them: one image's decoding and
+    # encoding (single-threaded) overlap another's model run, so a bulk batch keeps pace with it.
     workers: int = Field(
-        default=1, ge=1, le=64, description="Images processed at once per process."
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="Images processed at once per process; default: cores.",
     )
+    jobs_per_account: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Images one account may have processing at once; 0 = all workers.",
+    )
+    bulk_max_files: int = Field(default=50, ge=1, le=500, description="Photos per bulk batch.")
     max_upload_bytes: int = Field(default=22 * MB, gt=0)
     max_megapixels: float = Field(default=25.0, gt=0)
     retention_hours: float = Field(default=24.0, gt=0)

@@ -9,6 +9,7 @@ from app.state.auth import AuthState
 
 NAV_LINKS: list[tuple[str, str]] = [
     ("Remove background", routes.HOME),
+    ("Bulk", routes.BULK),
     ("Pricing", routes.PRICING),
     ("API", routes.API_PAGE),
 ]

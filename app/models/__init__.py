@@ -18,6 +18,7 @@ from app.models.billing import (
     StripePayment,
     StripeSubscription,
 )
+from app.models.bulk import BatchStatus, BulkBatch, BulkItem
 from app.models.jobs import CutoutJob, JobStatus
 from app.models.ledger import (
     CreditLot,
@@ -34,6 +35,9 @@ from app.models.ledger import (
 __all__ = [
     "Account",
     "ApiKey",
+    "BatchStatus",
+    "BulkBatch",
+    "BulkItem",
     "CreditLot",
     "CutoutJob",
     "EmailLink",

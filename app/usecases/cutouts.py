@@ -26,6 +26,7 @@ from app.services.billing.pricing import Feature, cost_of
 from app.services.clock import Clock
 from app.services.identity.auth import account_owner
 from app.services.imaging import engine, pipeline
+from app.services.imaging.editor import EditSpec
 from app.services.imaging.images import ImageRejected, Limits, load_image, preview_jpeg
 from app.services.imaging.model_files import HIGH_QUALITY_MODEL, model_present
 from app.services.jobs import cutouts, storage
@@ -66,6 +67,7 @@ def submit_photo(
     filename: str,
     data: bytes,
     high_quality: bool = False,
+    feature: Feature = Feature.background_removal,
 ) -> JobView:
     """Check and store an upload as a queued job; a refusal (ImageRejected, UploadLimited)
     leaves nothing. The account's oldest unpaid uploads make room past max_pending_uploads.
@@ -101,6 +103,7 @@ def submit_photo(
                 width=loaded.width,
                 height=loaded.height,
                 model=HIGH_QUALITY_MODEL if high_quality else None,
+                feature=feature,
             )
     except BaseException:
         storage.delete_job_files(settings, job_id)
@@ -134,9 +137,16 @@ def quote(*, db: Engine, clock: Clock, account_id: int, job: JobView) -> Quote:
 
 
 def process_cutout(
-    *, db: Engine, settings: Settings, clock: Clock, account_id: int, job_id: str
+    *,
+    db: Engine,
+    settings: Settings,
+    clock: Clock,
+    account_id: int,
+    job_id: str,
+    spec: EditSpec | None = None,
 ) -> JobView:
     """Charge for a queued job and run it; a job already taken or finished is left alone.
+    `spec` (a PNG: a background colour, say) is applied to the result; none: transparent.
 
     Blocking (the model runs here): call it from the worker pool. Raises InsufficientCredits,
     NotAllowed or JobNotFound before any work is done, with nothing charged.
@@ -163,7 +173,7 @@ def process_cutout(
             # A key's hold was resolved or lapsed before: never run work it no longer pays for.
             raise NotAllowed("This photo's earlier charge is closed; upload it again.") from None
     try:
-        staged = _run(settings, taken)
+        staged = _run(settings, taken, spec)
     except ImageRejected as rejected:
         return _fail(db, clock, account_id, taken, rejected.message)
     except Exception as error:
@@ -189,11 +199,13 @@ def _entitled(session: Session, clock: Clock, account_id: int, feature: Feature)
     return _Charge(allowed.wallet, allowed.sources)
 
 
-def _run(settings: Settings, job: JobView) -> Path:
+def _run(settings: Settings, job: JobView, spec: EditSpec | None = None) -> Path:
     """The pipeline on the stored upload; the result is staged, not yet visible."""
     data = storage.read_original(settings, job.id)
     request = pipeline.CutoutRequest(
-        feature=job.feature, high_quality=job.model == HIGH_QUALITY_MODEL
+        feature=job.feature,
+        high_quality=job.model == HIGH_QUALITY_MODEL,
+        spec=spec or EditSpec(),
     )
     model = engine.load_session(
         settings.models_path,

@@ -12,7 +12,7 @@ from app.db import writing
 from app.services.billing import ledger
 from app.services.clock import Clock
 from app.services.identity import auth
-from app.services.jobs import cutouts
+from app.services.jobs import bulk, cutouts
 from app.settings import Settings
 
 
@@ -24,6 +24,7 @@ class Swept:
     lots: int
     attempts: int
     links: int
+    batches: int = 0
 
 
 def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
@@ -45,6 +46,8 @@ def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
         attempts = auth.prune_sign_in_attempts(session=session, clock=clock)
     with writing(db) as session:
         links = auth.prune_email_links(session=session, clock=clock)
+    with writing(db) as session:
+        batches = bulk.purge_expired(session=session, clock=clock)
     return Swept(
         results=results,
         stalled=len(stalled),
@@ -52,4 +55,5 @@ def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
         lots=len(lots),
         attempts=attempts,
         links=links,
+        batches=batches,
     )

@@ -1,7 +1,7 @@
 """cutout_job.model: the model a person asked for ("High quality"), none for the configured one
 
 Revision ID: 0014_quality
-Revises: 0008_ledger_audit
+Revises: 0013_bulk
 Create Date: 2026-11-25 16:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_quality"
-down_revision: str | None = "0008_ledger_audit"
+down_revision: str | None = "0013_bulk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
