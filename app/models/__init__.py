@@ -30,6 +30,7 @@ from app.models.ledger import (
     ReservationStatus,
     Wallet,
 )
+from app.models.trial import TrialPreview
 
 __all__ = [
     "Account",
@@ -56,6 +57,7 @@ __all__ = [
     "StripePayment",
     "StripeSubscription",
     "TrialClaim",
+    "TrialPreview",
     "UserSession",
     "Wallet",
 ]

@@ -26,7 +26,13 @@ from app.services.billing.pricing import Feature, cost_of
 from app.services.clock import Clock
 from app.services.identity.auth import account_owner
 from app.services.imaging import engine, pipeline
-from app.services.imaging.images import ImageRejected, Limits, load_image, preview_jpeg
+from app.services.imaging.images import (
+    ImageRejected,
+    Limits,
+    load_image,
+    preview_jpeg,
+    preview_webp,
+)
 from app.services.jobs import cutouts, storage
 from app.services.jobs.cutouts import JobView
 from app.services.jobs.storage import JobFile
@@ -188,6 +194,8 @@ def _run(settings: Settings, job: JobView) -> Path:
     result = pipeline.run_bytes(
         model, data, filename=job.original_name, limits=limits_for(settings), request=request
     )
+    # The page shows this light copy; the full file is only ever the download.
+    storage.save_preview(settings, job.id, preview_webp(result.data))
     return storage.stage_result(settings, job.id, result.data)
 
 
