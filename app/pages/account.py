@@ -10,6 +10,24 @@ from app.components.shell import page_shell
 from app.pages.auth import post_form
 from app.state.account import NEW_KEY_FIELD, AccountState
 
+COPIED_NOTE = "new-key-copied"
+# Straight from the field to the clipboard: the key never passes through state.
+COPY_KEY_JS = f"""
+(() => {{
+  const field = document.getElementById('{NEW_KEY_FIELD}');
+  const note = document.getElementById('{COPIED_NOTE}');
+  const done = () => {{ note.textContent = 'Copied to the clipboard.'; }};
+  if (navigator.clipboard && window.isSecureContext) {{
+    navigator.clipboard.writeText(field.value).then(done, () => {{
+      field.select(); note.textContent = 'Selected: copy it with your keyboard or menu.';
+    }});
+  }} else {{
+    field.select();
+    document.execCommand('copy') ? done() : (note.textContent = 'Selected: copy it now.');
+  }}
+}})()
+"""
+
 
 def _section(title: str, *children: rx.Component) -> rx.Component:
     return rx.card(
@@ -25,9 +43,11 @@ def _table(headers: list[str], rows: rx.Var, cells) -> rx.Component:  # type: ig
             rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*cells(row)))),
             size="1",
             width="100%",
+            variant="ghost",
         ),
         overflow_x="auto",
         width="100%",
+        max_width="100%",
     )
 
 
@@ -61,7 +81,7 @@ def _wallets() -> rx.Component:
                     rx.heading(w["available"], size="6"),
                     rx.text(
                         w["note"],
-                        rx.cond(w["reserved"] != "", " · " + w["reserved"] + " reserved", ""),
+                        rx.cond(w["reserved"] != "", " · " + w["reserved"] + " on hold", ""),
                         size="1",
                         color_scheme="gray",
                     ),
@@ -71,9 +91,14 @@ def _wallets() -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        rx.text("Active lots, the one that expires soonest is spent first:", size="2"),
+        rx.text(
+            "Credit batches with their expiry; the batch that expires soonest is spent first. "
+            "Credits on hold are set aside for a photo in progress: charged when it is done, "
+            "returned if it fails.",
+            size="2",
+        ),
         _table(
-            ["Source", "Wallets", "Issued", "Expires", "Remaining"],
+            ["Source", "Wallets", "Added", "Expires", "Left"],
             AccountState.lots,
             lambda r: [
                 rx.table.cell(r["source"]),
@@ -181,7 +206,7 @@ def _history() -> rx.Component:
     return _section(
         "History",
         _table(
-            ["When", "Entry", "Credits", "Lot"],
+            ["When", "What", "Credits", "Batch"],
             AccountState.history,
             lambda r: [
                 rx.table.cell(r["when"]),
@@ -258,17 +283,30 @@ def _keys() -> rx.Component:
                         html_for=NEW_KEY_FIELD,
                         style={"font_size": "0.9rem"},
                     ),
-                    rx.el.input(
-                        id=NEW_KEY_FIELD,
-                        read_only=True,
-                        style={
-                            "width": "100%",
-                            "box_sizing": "border-box",
-                            "font_family": "monospace",
-                            "padding": "0.4rem",
-                            "background": "white",
-                        },
+                    rx.flex(
+                        rx.el.input(
+                            id=NEW_KEY_FIELD,
+                            read_only=True,
+                            style={
+                                "flex": "1",
+                                "min_width": "0",
+                                "box_sizing": "border-box",
+                                "font_family": "monospace",
+                                "padding": "0.4rem",
+                                "background": "white",
+                            },
+                        ),
+                        rx.button(
+                            rx.icon("copy", size=14),
+                            "Copy",
+                            type="button",
+                            size="2",
+                            on_click=rx.call_script(COPY_KEY_JS),
+                        ),
+                        gap="2",
+                        width="100%",
                     ),
+                    rx.el.span(id=COPIED_NOTE, role="status", style={"font_size": "0.85rem"}),
                     width="100%",
                 ),
                 icon="key",
@@ -294,24 +332,46 @@ def _keys() -> rx.Component:
             reset_on_submit=True,
             width="100%",
         ),
-        _table(
-            ["Name", "Key", "Created", "Last used", ""],
-            AccountState.keys,
-            lambda k: [
-                rx.table.cell(k["name"]),
-                rx.table.cell(rx.code(k["prefix"], "…")),
-                rx.table.cell(k["created"]),
-                rx.table.cell(k["used"]),
-                rx.table.cell(
+        rx.vstack(
+            rx.foreach(
+                AccountState.keys,
+                lambda k: rx.flex(
+                    rx.vstack(
+                        rx.text(k["name"], weight="medium", size="2", word_break="break-word"),
+                        rx.text(
+                            rx.code(k["prefix"], "…"),
+                            " · made ",
+                            k["created"],
+                            " · last used ",
+                            k["used"],
+                            size="1",
+                            color_scheme="gray",
+                            high_contrast=True,
+                        ),
+                        spacing="1",
+                        flex="1",
+                        min_width="0",
+                    ),
                     rx.button(
                         "Revoke",
                         size="1",
                         color_scheme="red",
                         variant="soft",
                         on_click=AccountState.revoke_key(k["id"]),
-                    )
+                        aria_label="Revoke " + k["name"],
+                    ),
+                    gap="3",
+                    align="center",
+                    width="100%",
+                    padding_y="0.5rem",
+                    border_top="1px solid var(--gray-a4)",
+                    role="listitem",
                 ),
-            ],
+            ),
+            width="100%",
+            spacing="0",
+            role="list",
+            aria_label="Your API keys",
         ),
     )
 
