@@ -16,6 +16,7 @@ from app.api.accounts import account_routes
 from app.api.files import file_routes
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.oauth import oauth_routes
+from app.api.page_paths import PagePathsMiddleware
 from app.api.sessions import SessionCookieMiddleware
 from app.api.stripe import stripe_routes
 from app.api.upload_limit import UploadLimitMiddleware
@@ -82,6 +83,10 @@ def _session_cookies(asgi_app):  # type: ignore[no-untyped-def]
     return SessionCookieMiddleware(asgi_app)
 
 
+def _page_paths(asgi_app):  # type: ignore[no-untyped-def]
+    return PagePathsMiddleware(asgi_app)
+
+
 def _security_headers(asgi_app):  # type: ignore[no-untyped-def]
     return SecurityHeadersMiddleware(asgi_app, public_url=_settings.public_url)
 
@@ -111,6 +116,7 @@ app = rx.App(
         ),
         _limit_uploads,
         _session_cookies,
+        _page_paths,
         _security_headers,  # last: outermost, so it sees every answer, errors included
     ],
     backend_exception_handler=unexpected_error,

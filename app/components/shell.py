@@ -32,6 +32,16 @@ def link_button(label: str, href: str, **props: object) -> rx.Component:
     return rx.button(rx.el.a(label, href=href), as_child=True, **props)
 
 
+def block_callout(icon: str, *children: rx.Component, **props: object) -> rx.Component:
+    """A callout holding blocks (paragraphs, forms): `rx.callout("…")` wraps its content in a
+    <p>, and a block inside a <p> breaks the page's hydration."""
+    return rx.callout.root(
+        rx.callout.icon(rx.icon(icon)),
+        rx.box(*children, width="100%"),
+        **props,
+    )
+
+
 def _skeleton(width: str) -> rx.Component:
     return rx.box(
         width=width,
@@ -194,7 +204,8 @@ def expiry_banner() -> rx.Component:
     return rx.cond(
         AuthState.expiry_notice != "",
         rx.box(
-            rx.callout(
+            block_callout(
+                "clock",
                 rx.text(
                     AuthState.expiry_notice,
                     " ",
@@ -203,7 +214,6 @@ def expiry_banner() -> rx.Component:
                     rx.link("your credits", href=routes.ACCOUNT, underline="always"),
                     ".",
                 ),
-                icon="clock",
                 color_scheme="amber",
                 role="status",
                 width="100%",

@@ -6,7 +6,7 @@ import reflex as rx
 
 from app import routes
 from app.components.purchase import purchase_feedback
-from app.components.shell import page_shell
+from app.components.shell import block_callout, page_shell
 from app.pages.auth import post_form
 from app.state.account import NEW_KEY_FIELD, AccountState
 
@@ -276,7 +276,8 @@ def _keys() -> rx.Component:
         # Always in the page, hidden until a key is made: the key is written into the field
         # by the browser (rx.set_value), so it never passes through (or stays in) state.
         rx.el.div(
-            rx.callout(
+            block_callout(
+                "key",
                 rx.vstack(
                     rx.el.label(
                         "Your new key. Copy it now: it will not be shown again.",
@@ -309,7 +310,6 @@ def _keys() -> rx.Component:
                     rx.el.span(id=COPIED_NOTE, role="status", style={"font_size": "0.85rem"}),
                     width="100%",
                 ),
-                icon="key",
                 color_scheme="green",
                 width="100%",
             ),

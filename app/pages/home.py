@@ -8,7 +8,7 @@ from app import routes
 from app.components.before_after import before_after
 from app.components.dropzone import dropzone
 from app.components.purchase import purchase_feedback, top_up_offer
-from app.components.shell import link_button, page_shell, page_skeleton
+from app.components.shell import block_callout, link_button, page_shell, page_skeleton
 from app.services.billing.entitlements import PlanCatalog
 from app.settings import get_settings
 from app.state.cutout import SAMPLES, UPLOAD_ID, CutoutState
@@ -100,7 +100,8 @@ def _quote() -> rx.Component:
                 on_click=CutoutState.confirm,
                 size="3",
             ),
-            rx.callout(
+            block_callout(
+                "coins",
                 rx.vstack(
                     rx.text(
                         "Not enough credits for this photo: it costs ",
@@ -112,7 +113,6 @@ def _quote() -> rx.Component:
                     top_up_offer(PlanCatalog.from_settings(get_settings())),
                     spacing="2",
                 ),
-                icon="coins",
                 color_scheme="amber",
                 width="100%",
             ),

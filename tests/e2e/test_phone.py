@@ -42,8 +42,13 @@ def slug(text: str) -> str:
 
 
 def sideways_overflow(page: Page) -> int:
-    """How many CSS pixels the page is wider than the screen (0: no sideways scrolling)."""
-    return page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+    """How many CSS pixels the page is wider than the screen (0: no sideways scrolling).
+
+    A phone widens its layout to fit content that overflows, so innerWidth alone would hide
+    the overflow: both are compared with the screen's own width."""
+    screen = page.viewport_size["width"]
+    wide = page.evaluate("Math.max(document.scrollingElement.scrollWidth, window.innerWidth)")
+    return wide - screen
 
 
 def settle(page: Page) -> None:
