@@ -242,6 +242,9 @@ def page_shell(*children: rx.Component) -> rx.Component:
                 spacing="5",
             ),
             width="100%",
+            # The footer starts below the fold, so content arriving after the first paint
+            # (the account's tables, a result) never pushes anything visible around.
+            min_height="100vh",
         ),
         footer(),
         min_height="100vh",

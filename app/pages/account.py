@@ -6,7 +6,7 @@ import reflex as rx
 
 from app import routes
 from app.components.purchase import purchase_feedback
-from app.components.shell import block_callout, page_shell
+from app.components.shell import block_callout, page_shell, page_skeleton
 from app.pages.auth import post_form
 from app.state.account import NEW_KEY_FIELD, AccountState
 
@@ -439,13 +439,21 @@ def _security() -> rx.Component:
 def account() -> rx.Component:
     return page_shell(
         rx.heading("Your account", size="7"),
-        rx.text(AccountState.account_email, color_scheme="gray"),
-        _feedback(),
-        purchase_feedback(),
-        _plan(),
-        _wallets(),
-        _jobs(),
-        _keys(),
-        _history(),
-        _security(),
+        rx.cond(
+            AccountState.signed_in,
+            rx.vstack(
+                rx.text(AccountState.account_email, color_scheme="gray", high_contrast=True),
+                _feedback(),
+                purchase_feedback(),
+                _plan(),
+                _wallets(),
+                _jobs(),
+                _keys(),
+                _history(),
+                _security(),
+                spacing="5",
+                width="100%",
+            ),
+            page_skeleton("40rem"),
+        ),
     )

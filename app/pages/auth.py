@@ -166,7 +166,11 @@ def signin() -> rx.Component:
         _oauth_buttons(),
         rx.text(
             "New to Cutout? ",
-            rx.link("Create an account", href=routes.SIGN_UP + "?next=" + AuthState.next_path),
+            rx.link(
+                "Create an account",
+                href=routes.SIGN_UP + "?next=" + AuthState.next_path,
+                underline="always",
+            ),
             " and get 10 free credits.",
             size="2",
         ),
@@ -213,7 +217,9 @@ def signup() -> rx.Component:
         _oauth_buttons(),
         rx.text(
             "Already have an account? ",
-            rx.link("Sign in", href=routes.SIGN_IN + "?next=" + AuthState.next_path),
+            rx.link(
+                "Sign in", href=routes.SIGN_IN + "?next=" + AuthState.next_path, underline="always"
+            ),
             size="2",
         ),
     )
