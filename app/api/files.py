@@ -33,7 +33,18 @@ async def _serve_trial_file(job_id: str, kind: JobFile) -> Response:
         )
     except JobNotFound:
         return _not_found()
-    return FileResponse(path, media_type=MEDIA[kind], headers=dict(HEADERS))
+    answer = FileResponse(path, media_type=MEDIA[kind], headers=dict(HEADERS))
+    settings = runtime.settings()
+    answer.set_cookie(
+        routes.TRIAL_COOKIE,
+        job_id,
+        max_age=int(settings.retention_hours * 3600),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+    return answer
 
 
 async def serve_job_file(request: Request) -> Response:

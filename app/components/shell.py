@@ -37,7 +37,7 @@ def block_callout(icon: str, *children: rx.Component, **props: object) -> rx.Com
     <p>, and a block inside a <p> breaks the page's hydration."""
     return rx.callout.root(
         rx.callout.icon(rx.icon(icon)),
-        rx.box(*children, width="100%"),
+        rx.box(*children, width="100%", min_width="0"),
         **props,
     )
 
@@ -108,9 +108,16 @@ def _account_links() -> rx.Component:
     )
 
 
+def _menu_item(label: str, href: str) -> rx.Component:
+    # A menu item cannot wrap rx.link (nested slots): it navigates on select instead.
+    events = [rx.redirect(href)]
+    if href == routes.HOME:
+        events.insert(0, CutoutState.start_over)
+    return rx.menu.item(label, on_select=events)
+
+
 def _menu() -> rx.Component:
     """Secondary links on phones."""
-    item_style = {"width": "100%"}
     return rx.box(
         rx.menu.root(
             rx.menu.trigger(
@@ -124,15 +131,12 @@ def _menu() -> rx.Component:
                 ),
             ),
             rx.menu.content(
-                *[
-                    rx.menu.item(nav_link(label, href, style=item_style), as_child=True)
-                    for label, href in NAV_LINKS
-                ],
+                *[_menu_item(label, href) for label, href in NAV_LINKS],
                 rx.menu.separator(),
                 rx.cond(
                     AuthState.signed_in,
-                    rx.menu.item(nav_link("Account", routes.ACCOUNT), as_child=True),
-                    rx.menu.item(nav_link("Sign in", routes.SIGN_IN), as_child=True),
+                    _menu_item("Account", routes.ACCOUNT),
+                    _menu_item("Sign in", routes.SIGN_IN),
                 ),
                 align="end",
             ),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventChain
+from reflex.vars import FunctionVar
 
 from app import routes
 from app.components.purchase import purchase_feedback
@@ -11,22 +13,22 @@ from app.pages.auth import post_form
 from app.state.account import NEW_KEY_FIELD, AccountState
 
 COPIED_NOTE = "new-key-copied"
-# Straight from the field to the clipboard: the key never passes through state.
-COPY_KEY_JS = f"""
-(() => {{
+# Straight from the field to the clipboard, in the browser: the key never passes through state.
+# A function in the page's bundle (the CSP forbids eval, which rx.call_script needs).
+COPY_KEY = rx.Var(
+    f"""(() => {{
   const field = document.getElementById('{NEW_KEY_FIELD}');
   const note = document.getElementById('{COPIED_NOTE}');
-  const done = () => {{ note.textContent = 'Copied to the clipboard.'; }};
+  const copied = () => {{ note.textContent = 'Copied to the clipboard.'; }};
+  const selected = () => {{ field.select(); note.textContent = 'Selected: copy it now.'; }};
   if (navigator.clipboard && window.isSecureContext) {{
-    navigator.clipboard.writeText(field.value).then(done, () => {{
-      field.select(); note.textContent = 'Selected: copy it with your keyboard or menu.';
-    }});
+    navigator.clipboard.writeText(field.value).then(copied, selected);
   }} else {{
     field.select();
-    document.execCommand('copy') ? done() : (note.textContent = 'Selected: copy it now.');
+    document.execCommand('copy') ? copied() : selected();
   }}
-}})()
-"""
+}})"""
+).to(FunctionVar, EventChain)
 
 
 def _section(title: str, *children: rx.Component) -> rx.Component:
@@ -36,10 +38,23 @@ def _section(title: str, *children: rx.Component) -> rx.Component:
     )
 
 
-def _table(headers: list[str], rows: rx.Var, cells) -> rx.Component:  # type: ignore[no-untyped-def]
+# Columns a phone does without, so the rest fit without scrolling sideways.
+WIDE_COLUMN = {"display": ["none", "table-cell"]}
+
+
+def _table(
+    headers: list[str], rows: rx.Var, cells, wide_only: tuple[int, ...] = ()
+) -> rx.Component:  # type: ignore[no-untyped-def]
     return rx.box(
         rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.header(
+                rx.table.row(
+                    *[
+                        rx.table.column_header_cell(h, **(WIDE_COLUMN if i in wide_only else {}))
+                        for i, h in enumerate(headers)
+                    ]
+                )
+            ),
             rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*cells(row)))),
             size="1",
             width="100%",
@@ -103,10 +118,11 @@ def _wallets() -> rx.Component:
             lambda r: [
                 rx.table.cell(r["source"]),
                 rx.table.cell(r["scope"]),
-                rx.table.cell(r["issued"]),
+                rx.table.cell(r["issued"], **WIDE_COLUMN),
                 rx.table.cell(r["expires"]),
                 rx.table.cell(r["remaining"]),
             ],
+            wide_only=(2,),
         ),
         rx.link("Buy credits", href=routes.PRICING),
     )
@@ -302,7 +318,7 @@ def _keys() -> rx.Component:
                             "Copy",
                             type="button",
                             size="2",
-                            on_click=rx.call_script(COPY_KEY_JS),
+                            on_click=COPY_KEY,
                         ),
                         spacing="2",
                         width="100%",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +19,8 @@ from app.services.jobs.storage import JobFile
 from app.services.jobs.workers import run_in_pool
 from app.state.auth import AuthState
 from app.usecases import cutouts, trial
-from app.usecases.accounts import NotAllowed
+from app.usecases.accounts import AccountSummary, NotAllowed
+from app.web_session import cookie_value
 
 log = logging.getLogger("cutout")
 
@@ -29,17 +29,6 @@ RESUME_WINDOW = timedelta(minutes=15)
 # Photos a visitor can tap instead of uploading (scikit-image's sample data, made small).
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
 SAMPLES = {"astronaut": "Astronaut", "coffee": "Coffee cup", "chelsea": "Cat"}
-# The browser remembers the id of its free preview here, across the sign-up and the mailed
-# link, so the new account can take that same photo without uploading it again.
-TRIAL_KEY = "cutout_trial_job"
-
-
-def remember_trial(job_id: str) -> rx.event.EventSpec:
-    return rx.call_script(f"localStorage.setItem({json.dumps(TRIAL_KEY)}, {json.dumps(job_id)})")
-
-
-def forget_trial() -> rx.event.EventSpec:
-    return rx.call_script(f"localStorage.removeItem({json.dumps(TRIAL_KEY)})")
 
 
 class CutoutState(AuthState):
@@ -111,11 +100,7 @@ class CutoutState(AuthState):
         if self.trial:  # signed in since: the preview is the account's to claim
             self._clear()
         if not self.job_id:
-            # A preview made before signing up: the new account takes that photo.
-            return rx.call_script(
-                f"localStorage.getItem({json.dumps(TRIAL_KEY)}) || ''",
-                callback=CutoutState.claim_trial,
-            )
+            return await self._claim_or_resume(account)
         if self.stage == "quoted":
             # Back from buying credits (Stripe Checkout): quote again with the new balance.
             try:
@@ -127,13 +112,10 @@ class CutoutState(AuthState):
             await self._quote(account.id, view)
         return None
 
-    @rx.event
-    async def claim_trial(self, trial_job_id: str):  # type: ignore[no-untyped-def]
-        """on_load's second half for a signed-in person: take the photo previewed before
-        signing up (at full resolution, quoted like any upload), else resume a recent job."""
-        account = await self.current_account()
-        if account is None or self.job_id:
-            return None
+    async def _claim_or_resume(self, account: AccountSummary):  # type: ignore[no-untyped-def]
+        """Take the photo this browser previewed before signing up (at full resolution, quoted
+        like any upload), else pick up a recent job."""
+        trial_job_id = cookie_value(self.router.headers.cookie, routes.TRIAL_COOKIE)[:64]
         if trial_job_id:
             view = await asyncio.to_thread(
                 trial.claim_trial,
@@ -141,12 +123,12 @@ class CutoutState(AuthState):
                 settings=runtime.settings(),
                 clock=runtime.clock(),
                 account_id=account.id,
-                job_id=str(trial_job_id)[:64],
+                job_id=trial_job_id,
             )
             if view is not None:
                 self._show(view)
                 await self._quote(account.id, view)
-            return forget_trial()
+                return None
         # A phone's tab that slept may come back with fresh state (reflex#6345): pick up the
         # job it was waiting for from the database instead of losing it.
         since = runtime.clock().now() - RESUME_WINDOW
@@ -342,7 +324,6 @@ class CutoutState(AuthState):
             return
         self._show(view, trial_preview=True)
         self.stage = "processing"
-        yield remember_trial(view.id)
         yield CutoutState.process_trial
 
     @rx.event

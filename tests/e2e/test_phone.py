@@ -239,3 +239,18 @@ def test_a_wrong_address_shows_a_404_page_with_a_way_on(live_app, phone) -> None
     page.get_by_role("link", name="Remove a background").click()
     expect(page.get_by_role("heading", name=re.compile("Remove the background"))).to_be_visible()
     page.close()
+
+
+def test_a_new_api_key_is_copied_to_the_clipboard_with_one_tap(live_app, phone) -> None:  # type: ignore[no-untyped-def]
+    phone.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_app.url)
+    page = phone.new_page()
+    sign_up(page, live_app.url, new_email())
+    page.goto(live_app.url + "/account")
+    page.get_by_label("Key name").fill("Shop plugin")
+    page.get_by_role("button", name="Create key").click()
+    field = page.get_by_label("Your new key")
+    expect(field).to_have_value(re.compile("^co_"), timeout=30_000)
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_text("Copied to the clipboard.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == field.input_value()
+    page.close()
