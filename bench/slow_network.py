@@ -59,6 +59,10 @@ def one_run(
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("link", name=re.compile("Account:")).wait_for(timeout=60_000)
     page.goto(url + "/")
+    # A recent result (the account's earlier run) is shown again first: start a new photo.
+    page.wait_for_selector("input[type=file], button:has-text('New photo')", state="attached")
+    if page.get_by_role("button", name="New photo").count():
+        page.get_by_role("button", name="New photo").click()
     page.locator("input[type=file]").set_input_files(str(photo))
     confirm = page.get_by_role("button", name=re.compile("Remove background ·"))
     confirm.wait_for(timeout=120_000)
