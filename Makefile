@@ -59,4 +59,4 @@ lighthouse: setup lighthouse-tools
 	CHROME_PATH=/usr/bin/chromium $(BIN)/python bench/lighthouse.py
 
 clean:
-	rm -rf .web .web-test $(VENV)
+	rm -rf .web .web-test .web-bench .lighthouse $(VENV)

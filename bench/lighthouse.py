@@ -70,6 +70,8 @@ def start_app(data_dir: Path) -> tuple[subprocess.Popen, str]:
         REFLEX_USE_NPM="1",
         CUTOUT_PUBLIC_URL=f"http://127.0.0.1:{port}",
         PATH=f"{bin_dir}:{env.get('PATH', '')}",
+        # Its own frontend folder: building into .web would break a `make run` serving from it.
+        REFLEX_WEB_WORKDIR=str(REPO / ".web-bench"),
     )
     env.setdefault("NUMBA_CACHE_DIR", str(REPO / "data" / "numba-cache"))
     env.pop("DATABASE_URL", None)
