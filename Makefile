@@ -19,7 +19,7 @@ export REFLEX_UPLOADED_FILES_DIR ?= $(CUTOUT_DATA_DIR)/upload-tmp
 # Reflex's per-tab state pickles: inside the data folder, so they are private like the rest.
 export REFLEX_STATES_WORKDIR ?= $(CUTOUT_DATA_DIR)/states
 
-.PHONY: run test setup setup-test chromium lint bench clean
+.PHONY: run test setup setup-test chromium lint bench lighthouse lighthouse-tools clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,5 +65,13 @@ bench: setup $(VENV)/.installed-bench
 	$(BIN)/python bench/editor_preview.py
 	$(BIN)/python bench/bulk.py
 
+# Lighthouse from npm into .lighthouse/, run by the venv's Node 24 on Debian's Chromium.
+lighthouse-tools: $(VENV)/.installed chromium
+	test -f .lighthouse/node_modules/lighthouse/cli/index.js || \
+		$(BIN)/npm install --prefix .lighthouse --no-audit --no-fund --loglevel=error lighthouse@13
+
+lighthouse: setup lighthouse-tools
+	CHROME_PATH=/usr/bin/chromium $(BIN)/python bench/lighthouse.py
+
 clean:
-	rm -rf .web .web-test $(VENV)
+	rm -rf .web .web-test .web-bench .lighthouse $(VENV)

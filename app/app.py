@@ -18,11 +18,12 @@ from app.api.editor_files import editor_file_routes
 from app.api.files import file_routes
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.oauth import oauth_routes
+from app.api.page_paths import PagePathsMiddleware
 from app.api.removebg import PublicApiCors, removebg_routes
 from app.api.sessions import SessionCookieMiddleware
 from app.api.stripe import stripe_routes
 from app.api.upload_limit import UploadLimitMiddleware
-from app.components.shell import page_shell
+from app.components.shell import not_found, page_shell
 from app.pages.account import account
 from app.pages.api import api_page
 from app.pages.auth import forgot, signin, signup
@@ -46,6 +47,17 @@ from app.usecases.bulk import resume_running
 from app.usecases.housekeeping import run_housekeeping
 
 log = logging.getLogger("cutout")
+
+ALERT_FOCUS_JS = """
+new MutationObserver(() => {
+  for (const el of document.querySelectorAll('[role="alert"]:not([data-shown])')) {
+    el.setAttribute('data-shown', '');
+    el.setAttribute('tabindex', '-1');
+    el.scrollIntoView({block: 'center', behavior: 'smooth'});
+    el.focus({preventScroll: true});
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
+"""
 
 try:
     _settings = runtime.settings()
@@ -89,6 +101,10 @@ def _limit_uploads(asgi_app):  # type: ignore[no-untyped-def]
 
 def _session_cookies(asgi_app):  # type: ignore[no-untyped-def]
     return SessionCookieMiddleware(asgi_app)
+
+
+def _page_paths(asgi_app):  # type: ignore[no-untyped-def]
+    return PagePathsMiddleware(asgi_app)
 
 
 def _security_headers(asgi_app):  # type: ignore[no-untyped-def]
@@ -135,25 +151,57 @@ app = CutoutApp(
         ),
         _limit_uploads,
         _session_cookies,
+        _page_paths,
         _security_headers,  # last: outermost, so it sees every answer, errors included
     ],
     backend_exception_handler=unexpected_error,
+    head_components=[
+        rx.el.meta(name="theme-color", content="#6e56cf"),
+        rx.el.link(rel="apple-touch-icon", href="/apple-touch-icon.png"),
+        # An error that appears (role="alert") is scrolled into view and focused, wherever the
+        # form that caused it sits on the page.
+        rx.script(ALERT_FOCUS_JS),
+    ],
 )
 app.add_middleware(SessionGuard())
+DESCRIPTION = (
+    "Remove the background from any photo in seconds: a clean transparent PNG, on your own "
+    "server. Try one photo free, no account needed."
+)
 app.add_page(
     home,
     route=routes.HOME,
     title="Cutout: remove the background from photos",
+    description=DESCRIPTION,
     on_load=CutoutState.on_load,
 )
 app.add_page(
-    signin, route=routes.SIGN_IN, title="Sign in · Cutout", on_load=AuthState.redirect_if_signed_in
+    signin,
+    route=routes.SIGN_IN,
+    title="Sign in · Cutout",
+    description="Sign in to Cutout to remove backgrounds from your photos.",
+    on_load=AuthState.redirect_if_signed_in,
 )
 app.add_page(
-    signup, route=routes.SIGN_UP, title="Sign up · Cutout", on_load=AuthState.redirect_if_signed_in
+    signup,
+    route=routes.SIGN_UP,
+    title="Sign up · Cutout",
+    description="Create a Cutout account: 10 free credits, no card needed.",
+    on_load=AuthState.redirect_if_signed_in,
 )
 app.add_page(
-    forgot, route=routes.FORGOT, title="Forgot password · Cutout", on_load=AuthState.refresh
+    forgot,
+    route=routes.FORGOT,
+    title="Forgot password · Cutout",
+    description="Choose a new Cutout password through a mailed link.",
+    on_load=AuthState.refresh,
+)
+app.add_page(
+    account,
+    route=routes.ACCOUNT,
+    title="Account · Cutout",
+    description="Your Cutout credits, plan, cutouts and API keys.",
+    on_load=AccountState.on_load,
 )
 app.add_page(
     editor,
@@ -161,11 +209,11 @@ app.add_page(
     title="Editor · Cutout",
     on_load=EditorState.on_load,
 )
-app.add_page(account, route=routes.ACCOUNT, title="Account · Cutout", on_load=AccountState.on_load)
 app.add_page(
     lambda: page_shell(pricing()),
     route=routes.PRICING,
     title="Pricing · Cutout",
+    description="Cutout's plans, top-ups and API packs: pay per photo in credits.",
     on_load=PricingState.on_load,
 )
 app.add_page(
@@ -175,5 +223,12 @@ app.add_page(
     on_load=ApiPageState.on_load,
 )
 app.add_page(bulk_page, route=routes.BULK, title="Bulk · Cutout", on_load=BulkState.on_load)
+app.add_page(
+    not_found,
+    route="404",
+    title="Page not found · Cutout",
+    description="This page does not exist; go on to remove a background or see pricing.",
+    on_load=AuthState.refresh,
+)
 app.register_lifespan_task(housekeeping)
 app.register_lifespan_task(resume_bulk_batches)

@@ -53,6 +53,9 @@ PURCHASE_PARAM = "purchase"
 # The browser's session cookie: a random token whose hash the server keeps. HttpOnly: page
 # scripts never see it, and it never enters Reflex state (see app/web_session.py).
 SESSION_COOKIE = "cutout_session"
+# A signed-out visitor's free preview (its job id), set when the browser fetches the preview:
+# after signing up, this browser's new account takes that photo without a second upload.
+TRIAL_COOKIE = "cutout_trial"
 
 
 def sign_in_url(next_path: str | None = None) -> str:

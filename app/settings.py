@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     max_pending_uploads: int = Field(
         default=100, ge=1, description="Stored-but-unprocessed uploads per account."
     )
+    # Try before signing up: a signed-out visitor's free preview cutout.
+    trial_previews_per_day: int = Field(
+        default=1, ge=0, description="Free previews per client address per day; 0 turns off."
+    )
+    trial_preview_megapixels: float = Field(
+        default=0.25, gt=0, le=4, description="Size of a free preview cutout."
+    )
 
     # The remove.bg-compatible HTTP API (/v1.0).
     api_megapixel_images_per_minute: int = Field(

@@ -27,7 +27,13 @@ from app.services.clock import Clock
 from app.services.identity.auth import account_owner
 from app.services.imaging import engine, pipeline
 from app.services.imaging.editor import EditSpec
-from app.services.imaging.images import ImageRejected, Limits, load_image, preview_jpeg
+from app.services.imaging.images import (
+    ImageRejected,
+    Limits,
+    load_image,
+    preview_jpeg,
+    preview_webp,
+)
 from app.services.imaging.model_files import HIGH_QUALITY_MODEL, model_present
 from app.services.jobs import cutouts, storage
 from app.services.jobs.cutouts import JobView
@@ -215,6 +221,8 @@ def _run(settings: Settings, job: JobView, spec: EditSpec | None = None) -> Path
     result = pipeline.run_bytes(
         model, data, filename=job.original_name, limits=limits_for(settings), request=request
     )
+    # The page shows this light copy; the full file is only ever the download.
+    storage.save_preview(settings, job.id, preview_webp(result.data))
     return storage.stage_result(settings, job.id, result.data)
 
 

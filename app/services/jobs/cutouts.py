@@ -255,7 +255,8 @@ def result_file(
         raise JobNotFound(job_id)
     view = get_job(session=session, owner=owner, job_id=job_id)
     path = storage.file_path(settings, job_id, kind)
-    if (kind is JobFile.cutout and view.status != JobStatus.done) or not path.is_file():
+    finished = kind not in (JobFile.cutout, JobFile.preview) or view.status == JobStatus.done
+    if not finished or not path.is_file():
         raise JobNotFound(job_id)
     return path, view
 

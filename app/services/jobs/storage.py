@@ -13,6 +13,9 @@ class JobFile(StrEnum):
     original = "original"  # the bytes as uploaded, kept only for (re)processing; never served
     before = "before.jpg"  # browser-viewable preview of the original
     cutout = "cutout.png"
+    # What the page shows of the result: a light WebP, never the full PNG (that is the download).
+    # A signed-out visitor's free preview has only this one.
+    preview = "preview.webp"
 
 
 def job_dir(settings: Settings, job_id: str) -> Path:
@@ -44,6 +47,11 @@ def stage_result(settings: Settings, job_id: str, data: bytes) -> Path:
     staged = file_path(settings, job_id, JobFile.cutout).with_suffix(".png.part")
     staged.write_bytes(data)
     return staged
+
+
+def save_preview(settings: Settings, job_id: str, data: bytes) -> None:
+    """The result's light copy; served only once the job is done, like the result itself."""
+    file_path(settings, job_id, JobFile.preview).write_bytes(data)
 
 
 def publish_result(staged: Path) -> None:
