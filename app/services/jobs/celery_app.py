@@ -38,7 +38,13 @@ def _celery(redis_url: str, queue: str, redelivery_seconds: int) -> Celery:
         accept_content=["json"],
         result_expires=3600,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": redelivery_seconds},
+        broker_transport_options={
+            "visibility_timeout": redelivery_seconds,
+            # Look for a dead worker's messages every few seconds (kombu's default is about
+            # every 100 s): one small Redis query per worker.
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        },
         # Progress goes through the jobs table; the result is only a status for operators.
         task_track_started=False,
         worker_hijack_root_logger=False,
