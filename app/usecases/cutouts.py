@@ -79,7 +79,9 @@ def submit_photo(
     """
     owner = account_owner(account_id)
     per_minute = settings.uploads_per_minute
-    if limits is not None and limits.hit(f"uploads:{owner}", limit=per_minute, window_seconds=60):
+    if limits is not None and not limits.take(
+        f"uploads:{owner}", 1, limit=per_minute, window_seconds=60, now=clock.now().timestamp()
+    ).allowed:
         raise cutouts.UploadLimited(per_minute)
     with reading(db) as session:  # before the slow decode: a flood costs a query each
         cutouts.check_upload_rate(session=session, clock=clock, owner=owner, per_minute=per_minute)

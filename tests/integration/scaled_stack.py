@@ -7,6 +7,7 @@ runs in other checkouts on the same servers never take each other's tasks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,8 +28,7 @@ from tests.conftest import MODELS_DIR, REPO, VENV_BIN, migrated_engine
 
 def scaled_urls() -> tuple[str, str]:
     """(PostgreSQL URL, Redis URL) from the environment, or skip saying what is missing."""
-    database = os.environ.get("TEST_DATABASE_URL", "")
-    redis = os.environ.get("TEST_REDIS_URL", "")
+    database, redis = scaled_urls_or_empty()
     needed = (("TEST_DATABASE_URL", database), ("TEST_REDIS_URL", redis))
     missing = " and ".join(name for name, value in needed if not value)
     if missing:
@@ -164,3 +164,62 @@ def workers_for(settings: Settings, root: Path) -> Iterator[Workers]:
         yield workers
     finally:
         workers.stop_all()
+
+
+@contextlib.contextmanager
+def live_stack(root: Path, data_dir: Path) -> Iterator[dict[str, str]]:
+    """For the live app in scaled mode: a schema, a Celery worker sharing the app's data folder,
+    and the environment that makes the app use them with two web workers."""
+    database, redis = scaled_urls()
+    url, engine, drop = fresh_schema(database)
+    engine.dispose()
+    settings = scaled_settings(root, url, redis).model_copy(update={"data_dir": data_dir})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    workers = Workers(settings, root)
+    try:
+        workers.start("live-worker")
+        env = stack_env(settings)
+        yield {
+            name: env[name]
+            for name in (
+                "DATABASE_URL",
+                "REFLEX_REDIS_URL",
+                "CUTOUT_JOBS",
+                "CUTOUT_CELERY_QUEUE",
+                "CUTOUT_CELERY_REDELIVER_SECONDS",
+            )
+        } | {"GRANIAN_WORKERS": "2"}
+    finally:
+        workers.stop_all()
+        drop()
+
+
+def probe() -> str:
+    """Why the scaled pass cannot run here, or "" when PostgreSQL and Redis both answer."""
+    from redis import Redis
+
+    database, redis = scaled_urls_or_empty()
+    if not database or not redis:
+        return "TEST_DATABASE_URL or TEST_REDIS_URL is empty"
+    try:
+        with make_engine(database).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as error:
+        return f"PostgreSQL at {database} does not answer ({type(error).__name__})"
+    try:
+        Redis.from_url(redis, socket_connect_timeout=2).ping()
+    except Exception as error:
+        return f"Redis at {redis} does not answer ({type(error).__name__})"
+    return ""
+
+
+def scaled_urls_or_empty() -> tuple[str, str]:
+    return os.environ.get("TEST_DATABASE_URL", ""), os.environ.get("TEST_REDIS_URL", "")
+
+
+if __name__ == "__main__":
+    import sys
+
+    reason = probe()
+    print(reason or "ok")
+    sys.exit(1 if reason else 0)
