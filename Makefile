@@ -40,8 +40,8 @@ chromium:
 run: setup
 	$(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-host $(HOST)
 
-# Scaled out (README "Deployment"): WEB_WORKERS Reflex workers and CELERY_WORKERS Celery workers
-# against the PostgreSQL in DATABASE_URL and the Redis in REFLEX_REDIS_URL. The Procfile runs the
+# Scaled out (README "Running at scale"): WEB_WORKERS Reflex workers and CELERY_WORKERS Celery
+# workers against the PostgreSQL in DATABASE_URL and the Redis in REFLEX_REDIS_URL. The Procfile runs the
 # same processes under honcho, foreman or a process supervisor.
 WEB_WORKERS ?= 2
 CELERY_WORKERS ?= 1

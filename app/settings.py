@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     stripe_price_topup: str = ""
     stripe_price_api_pack: str = ""
 
-    # Scaling out (README "Deployment"): all empty, everything stays in one process.
+    # Scaling out (README "Running at scale"): all empty, everything stays in one process.
     redis_url: str = Field(
         default="",
         validation_alias=AliasChoices("REFLEX_REDIS_URL", "CUTOUT_REDIS_URL"),
