@@ -51,7 +51,7 @@ run-scaled: setup
 	  echo "run-scaled needs DATABASE_URL (PostgreSQL) and REFLEX_REDIS_URL, e.g."; \
 	  echo "  DATABASE_URL=postgresql+psycopg://root@127.0.0.1:5432/root REFLEX_REDIS_URL=redis://127.0.0.1:6379/0 make run-scaled"; \
 	  exit 2; }
-	@set -m; pids=(); \
+	@pids=(); \
 	for i in $$(seq 1 $(CELERY_WORKERS)); do \
 	  $(BIN)/celery -A app.worker worker --concurrency=1 --hostname=cutout$$i@%h --loglevel=INFO & pids+=($$!); \
 	done; \

@@ -266,7 +266,7 @@ async def load(stack: Stack, key: str, image: bytes, clients: int, seconds: floa
     async def pricing(http: httpx.AsyncClient) -> None:
         while time.monotonic() < stop_at:
             started = time.perf_counter()
-            answer = await http.get(stack.url + "/pricing")
+            answer = await http.get(stack.url + "/pricing", follow_redirects=True)
             if answer.status_code == 200:
                 result.pricing_ms.append((time.perf_counter() - started) * 1000)
             else:
