@@ -58,8 +58,8 @@ run-scaled: setup
 	trap 'kill -TERM $${pids[*]} 2>/dev/null; wait' EXIT INT TERM; \
 	GRANIAN_WORKERS=$(WEB_WORKERS) $(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-host $(HOST)
 
-# The scaled pass: tests/integration and the home page's browser tests again on PostgreSQL, Redis,
-# Celery and two web workers (CUTOUT_TEST_STACK=scaled), when both servers answer.
+# The scaled pass: tests/integration, the home page's browser tests and the queue's unit tests
+# again on PostgreSQL, Redis, Celery and two web workers (CUTOUT_TEST_STACK=scaled), when both servers answer.
 SCALED_TEST_DATABASE_URL ?= $(or $(TEST_DATABASE_URL),postgresql+psycopg://root@127.0.0.1:5432/test)
 SCALED_TEST_REDIS_URL ?= $(or $(TEST_REDIS_URL),redis://127.0.0.1:6379/0)
 
@@ -68,7 +68,8 @@ test: setup-test
 	@export TEST_DATABASE_URL='$(SCALED_TEST_DATABASE_URL)' TEST_REDIS_URL='$(SCALED_TEST_REDIS_URL)'; \
 	if reason=$$($(BIN)/python -m tests.integration.scaled_stack); then \
 	  echo "*** scaled pass: PostgreSQL + Redis + Celery ***"; \
-	  CUTOUT_TEST_STACK=scaled $(BIN)/pytest tests/integration tests/e2e/test_home.py; \
+	  CUTOUT_TEST_STACK=scaled $(BIN)/pytest tests/integration tests/e2e/test_home.py \
+	    tests/unit/test_limits.py tests/unit/test_scaled_dispatch.py; \
 	else \
 	  echo "*** SKIPPED the scaled pass (PostgreSQL + Redis + Celery): $$reason ***"; \
 	fi
