@@ -71,8 +71,11 @@ def db(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def pg_db() -> Iterator[Engine]:
+def pg_db(request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A fresh schema in the local PostgreSQL named by TEST_DATABASE_URL."""
+    if request.node.get_closest_marker("postgres") is None:
+        # Unmarked, `-m "not postgres"` would still run it and it would fail without a server.
+        pytest.fail(f"{request.node.nodeid} uses PostgreSQL: mark it @pytest.mark.postgres")
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL tests skipped")
@@ -107,6 +110,10 @@ def outbox(mailbox):  # type: ignore[no-untyped-def]
 
 
 VENV_BIN = REPO / ".venv" / "bin"
+# The browser tests' production build gets a frontend folder of its own: building into `.web`
+# would rewrite the pages a `make run` in the same checkout is serving, pointing them at the test
+# server's port. Kept between runs so its node_modules are installed once.
+TEST_WEB_DIR = REPO / ".web-test"
 
 
 def free_port() -> int:
@@ -117,13 +124,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class LiveApp:
-    """The production build served by `reflex run --env prod` on its own port and data folder."""
+SERVED_WEB_DIR = REPO / ".web"  # where `make run` builds and serves the frontend from
 
-    def __init__(self, url: str, data_dir: Path, log: Path) -> None:
+
+def frontend_folder_state(folder: Path) -> dict[str, tuple[int, int]] | None:
+    """Size and modification time of every file a build writes in `folder` (its installed
+    node_modules aside), or None when there is no such folder."""
+    if not folder.is_dir():
+        return None
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file() and "node_modules" not in path.relative_to(folder).parts
+    }
+
+
+class LiveApp:
+    """The production build served by `reflex run --env prod` on its own port, data folder and
+    frontend folder."""
+
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        log: Path,
+        served_web_before: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
         self.url = url
         self.data_dir = data_dir
         self.log = log
+        # `make run`'s frontend folder as it was before this build (tests/integration/
+        # test_frontend_folders.py checks the build left it alone).
+        self.served_web_before = served_web_before
 
 
 def app_env(data_dir: Path) -> dict[str, str]:
@@ -134,6 +166,7 @@ def app_env(data_dir: Path) -> dict[str, str]:
         REFLEX_UPLOADED_FILES_DIR=str(data_dir / "upload-tmp"),
         REFLEX_STATES_WORKDIR=str(data_dir / "states"),
         REFLEX_USE_NPM="1",
+        REFLEX_WEB_WORKDIR=str(TEST_WEB_DIR),
         PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
     )
     env.setdefault("NUMBA_CACHE_DIR", str(REPO / "data" / "numba-cache"))
@@ -187,6 +220,7 @@ def live_app(
 
     from tests.mailbox import shared_mailbox
 
+    served_web_before = frontend_folder_state(SERVED_WEB_DIR)
     root = tmp_path_factory.mktemp("live")
     data_dir = root / "data"
     env = app_env(data_dir)
@@ -253,7 +287,7 @@ def live_app(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start in time:\n{log.read_text()[-4000:]}")
             time.sleep(1)
-        yield LiveApp(url, data_dir, log)
+        yield LiveApp(url, data_dir, log, served_web_before)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,38 @@ def phone(playwright_browser):  # type: ignore[no-untyped-def]
     context = browser.new_context(**p.devices["Pixel 7"], accept_downloads=True)
     yield context
     context.close()
+
+
+@pytest.fixture
+def feature_flags(live_app):  # type: ignore[no-untyped-def]
+    """Switch feature flags in the shared app's database the way `cutout-admin flags set` does
+    (one row); whatever happens in the test, each flag is put back as it was afterwards."""
+    database = live_app.data_dir / "cutout.db"
+    before: dict[str, tuple | None] = {}
+
+    def run(statement: str, *params: object) -> list[tuple]:
+        with closing(sqlite3.connect(database, timeout=30)) as conn, conn:
+            return conn.execute(statement, params).fetchall()
+
+    def switch(name: str, enabled: bool) -> None:
+        if name not in before:
+            found = run("SELECT enabled, updated_at FROM feature_flag WHERE name = ?", name)
+            before[name] = found[0] if found else None
+        run(
+            "INSERT INTO feature_flag (name, enabled, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, "
+            "updated_at = excluded.updated_at",
+            name,
+            int(enabled),
+            "2026-01-01 00:00:00.000000",
+        )
+
+    yield switch
+    for name, row in before.items():
+        if row is None:
+            run("DELETE FROM feature_flag WHERE name = ?", name)
+        else:
+            run("UPDATE feature_flag SET enabled = ?, updated_at = ? WHERE name = ?", *row, name)
 
 
 def new_email() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import WebSocket, expect
 
 from tests.e2e.conftest import ARTIFACTS, PASSWORD, new_email, sign_in, sign_up
 
@@ -120,10 +120,29 @@ def test_phone_that_loses_its_connection_stays_signed_in(live_app, phone) -> Non
     email = new_email()
     page = phone.new_page()
     sign_up(page, live_app.url, email)
-    phone.set_offline(True)  # the websocket drops, as when a phone's tab sleeps
-    page.wait_for_timeout(3_000)
+    # Watch this document's websockets only (those of pages navigated away from never report
+    # their close).
+    sockets: list[WebSocket] = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    page.reload()
+    account_link = page.get_by_role("link", name=re.compile(r"Account: .* credits"))
+    expect(account_link).to_be_visible(timeout=30_000)
+    assert [s for s in sockets if not s.is_closed()], "the signed-in page holds a websocket"
+
+    phone.set_offline(True)  # as when a phone's tab sleeps
+    # The connection really drops: every socket closes and Reflex tells the person so.
+    notice = page.get_by_text("Cannot connect to server")
+    expect(notice).to_be_visible(timeout=30_000)
+    for _ in range(50):  # Reflex keeps retrying: a retry may be between its open and its close
+        if all(s.is_closed() for s in sockets):
+            break
+        page.wait_for_timeout(200)
+    assert all(s.is_closed() for s in sockets), [(s.url, s.is_closed()) for s in sockets]
     phone.set_offline(False)
-    page.get_by_role("link", name=re.compile(r"Account: .* credits")).click()
+    expect(notice).to_have_count(0, timeout=30_000)
+    assert [s for s in sockets if not s.is_closed()], "a new websocket after reconnecting"
+
+    account_link.click()
     expect(page.get_by_text(email)).to_be_visible(timeout=30_000)
     page.reload()  # a fresh page load: the session comes back from the browser's cookie
     expect(page.get_by_text(email)).to_be_visible(timeout=30_000)

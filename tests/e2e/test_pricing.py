@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 
 import pytest
@@ -14,7 +13,9 @@ from tests.e2e.conftest import ARTIFACTS
 pytestmark = pytest.mark.e2e
 
 
-def test_pricing_fits_a_phone_and_follows_feature_flags(live_app, playwright_browser) -> None:  # type: ignore[no-untyped-def]
+def test_pricing_fits_a_phone_and_follows_feature_flags(  # type: ignore[no-untyped-def]
+    live_app, playwright_browser, feature_flags
+) -> None:
     p, browser = playwright_browser
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
@@ -47,16 +48,10 @@ def test_pricing_fits_a_phone_and_follows_feature_flags(live_app, playwright_bro
     )
     assert refused.returncode == 1
     assert "object_removal has no price yet" in refused.stderr
-    # A tool that ships with its price is switched on by the same row the CLI writes.
-    db = live_app.data_dir / "cutout.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "INSERT INTO feature_flag (name, enabled, updated_at) "
-            "VALUES ('object_removal', 1, '2026-01-01 00:00:00.000000')"
-        )
+    # A tool that ships with its price is switched on by the same row the CLI writes; the
+    # fixture switches it back off after the test, whether it passes or not.
+    feature_flags("object_removal", True)
     page.reload()
     expect(page.get_by_text("Available").first).to_be_visible(timeout=30_000)
     assert page.get_by_text("Coming soon").count() == coming_soon - 1
-    with sqlite3.connect(db) as conn:
-        conn.execute("DELETE FROM feature_flag WHERE name = 'object_removal'")
     context.close()

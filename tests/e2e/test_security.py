@@ -190,6 +190,9 @@ def test_forgot_password_mails_a_link_that_signs_in_with_the_new_password(  # ty
     tab = reset.new_page()
     tab.goto(live_app.url + "/signin")
     tab.get_by_role("link", name="Forgot your password?").click()
+    # The link navigates inside the page: until the forgot form is drawn, "Email" is still the
+    # sign-in form's field, and the forgot form would go out empty (the browser then refuses it).
+    expect(tab.get_by_role("heading", name="Forgot your password?")).to_be_visible(timeout=30_000)
     tab.get_by_label("Email").fill(email)
     tab.get_by_role("button", name="Send the link").click()
     expect(tab.get_by_text("a link to choose a new password is on its way")).to_be_visible(

@@ -2,20 +2,90 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import uuid
 
 import httpx
+import skimage.data
+from PIL import Image
 
+from app import routes
+from app.db import make_engine
+from app.models.jobs import JobStatus
+from app.services.clock import SystemClock
+from app.settings import Settings
 from app.state.cutout import CutoutState
-from tests.conftest import REPO, app_env
+from app.usecases.cutouts import process_cutout, submit_photo
+from tests.conftest import MODELS_DIR, REPO, app_env, confirmed_account
 
 
-def test_result_files_need_their_owner(live_app) -> None:  # type: ignore[no-untyped-def]
-    for path in ("/files/abc/cutout.png", "/files/abc/before.jpg", "/files/abc/original"):
-        response = httpx.get(live_app.url + path, cookies={"cutout_owner": "someone"})
-        assert response.status_code == 404
-        assert response.json() == {"error": "Not found."}
+def sign_in_over_http(live_app, email: str) -> str:  # type: ignore[no-untyped-def]
+    """The session cookie the sign-in form post sets, as a browser would get it."""
+    response = httpx.post(
+        live_app.url + routes.SIGN_IN_POST,
+        data={"email": email, "password": "a long passphrase", "next": routes.HOME},
+        timeout=60,
+    )
+    assert response.status_code == 303, response.text
+    token = response.cookies.get(routes.SESSION_COOKIE)
+    assert token, "the sign-in set no session cookie"
+    return token
+
+
+def test_result_files_are_served_to_their_owner_only(live_app) -> None:  # type: ignore[no-untyped-def]
+    # Two confirmed accounts and a finished job each way the app makes them, written straight
+    # into the running app's own database and data folder (no browser needed for this check).
+    clock = SystemClock()  # the server's clock: sessions and jobs must be current for it
+    settings = Settings(data_dir=live_app.data_dir, models_dir=MODELS_DIR, database_url="")
+    db = make_engine(settings.db_url)
+    owner_email, stranger_email = (f"{who}-{uuid.uuid4().hex[:8]}@example.com" for who in "ab")
+    owner = confirmed_account(db, clock, settings, owner_email)
+    stranger = confirmed_account(db, clock, settings, stranger_email)
+    picture = Image.fromarray(skimage.data.coffee())
+    photo = io.BytesIO()
+    picture.save(photo, "JPEG")
+    jobs = {}
+    for account in (owner, stranger):
+        job = submit_photo(
+            db=db,
+            settings=settings,
+            clock=clock,
+            account_id=account.id,
+            filename="coffee.jpg",
+            data=photo.getvalue(),
+        )
+        jobs[account.id] = process_cutout(
+            db=db, settings=settings, clock=clock, account_id=account.id, job_id=job.id
+        )
+        assert jobs[account.id].status == JobStatus.done
+    db.dispose()
+    cookies = {
+        owner.id: {routes.SESSION_COOKIE: sign_in_over_http(live_app, owner_email)},
+        stranger.id: {routes.SESSION_COOKIE: sign_in_over_http(live_app, stranger_email)},
+    }
+
+    for name, kind in (("before.jpg", "image/jpeg"), ("cutout.png", "image/png")):
+        for account in (owner, stranger):  # each signed-in account gets its own files...
+            url = live_app.url + routes.file_url(jobs[account.id].id, name)
+            mine = httpx.get(url, cookies=cookies[account.id])
+            assert mine.status_code == 200, (name, mine.text)
+            assert mine.headers["content-type"] == kind
+            assert Image.open(io.BytesIO(mine.content)).size == picture.size
+        # ...and another account's session, just as valid, gets what a missing job gets.
+        url = live_app.url + routes.file_url(jobs[owner.id].id, name)
+        for refused in (
+            httpx.get(url, cookies=cookies[stranger.id]),
+            httpx.get(url),  # no session at all
+            httpx.get(
+                live_app.url + routes.file_url("no-such-job", name), cookies=cookies[owner.id]
+            ),
+        ):
+            assert refused.status_code == 404
+            assert refused.json() == {"error": "Not found."}
+    original = live_app.url + routes.file_url(jobs[owner.id].id, "original")
+    assert httpx.get(original, cookies=cookies[owner.id]).status_code == 404  # never served
 
 
 def test_oversized_upload_is_refused_by_the_server(live_app) -> None:  # type: ignore[no-untyped-def]

@@ -55,32 +55,34 @@ def test_cut_out_keeps_the_subject_and_clears_the_background(session):
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
-def test_mask_matches_rembg_remove(session, name):
+def test_mask_matches_rembg_remove(session, rembg_session, name):
     from rembg import remove
 
     photo = Image.fromarray(getattr(skimage.data, name)())
     ours = np.asarray(engine.predict_mask(session, photo)) >= 128
-    theirs = np.asarray(remove(photo, session=_rembg_session(), only_mask=True)) >= 128
+    theirs = np.asarray(remove(photo, session=rembg_session, only_mask=True)) >= 128
     assert ours.shape == theirs.shape
     assert iou(ours, theirs) >= 0.99
 
 
-def test_mask_matches_rembg_on_a_generated_shape(session):
+def test_mask_matches_rembg_on_a_generated_shape(session, rembg_session):
     from rembg import remove
 
     pixels, _ = scene(400, 300, seed=3)
     ours = engine.predict_alpha(session, pixels) >= 128
-    theirs = np.asarray(remove(Image.fromarray(pixels), session=_rembg_session(), only_mask=True))
+    theirs = np.asarray(remove(Image.fromarray(pixels), session=rembg_session, only_mask=True))
     assert iou(ours, theirs >= 128) >= 0.99
 
 
-def _rembg_session():
-    import os
-
-    os.environ["U2NET_HOME"] = str(MODELS_DIR)
+@pytest.fixture(scope="module")
+def rembg_session():  # type: ignore[no-untyped-def]
+    """rembg's own session on the same provisioned weights; U2NET_HOME is set only while rembg
+    looks for them, so no later test in the process inherits it."""
     from rembg import new_session
 
-    return new_session("u2netp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("U2NET_HOME", str(MODELS_DIR))
+        return new_session("u2netp")
 
 
 def test_png_of_the_cutout_is_lossless_and_same_size(session):

@@ -38,6 +38,31 @@ def test_megapixels_size_and_cost_per_feature():
     }
 
 
+@pytest.mark.parametrize(
+    ("width", "height", "removal"),
+    [
+        (1000, 1000, 500),  # exactly 1 MP: the base 0.5
+        (1000, 1001, 600),  # one row more starts the first 2 MP step
+        (1500, 2000, 600),  # 3 MP: still that one step
+        (1501, 2000, 700),  # just over 3 MP: a second started step
+        (3000, 3000, 900),  # 9 MP: four steps
+        (3000, 3666, 1_000),  # just under 11 MP: five steps
+        (3000, 3667, 1_100),  # just over 11 MP: six steps reach the cap
+        (4000, 3000, 1_100),  # the FAQ's 12 MP phone photo
+        (5000, 5000, 1_100),  # 25 MP, the largest: twelve steps would be 1.7, the cap holds
+    ],
+)
+def test_quotes_follow_the_published_price_rule(width, height, removal):
+    # Written out from the FAQ: 0.5 credit up to 1 MP, 0.1 more per further started 2 MP,
+    # never more than 1.1; AI Cut and hair refinement each cost 0.5 on top.
+    result = estimate(jpeg(width, height), filename="photo.jpg", limits=LIMITS)
+    assert dict(result.costs) == {
+        Feature.background_removal: removal,
+        Feature.ai_cut: removal + 500,
+        Feature.hair: removal + 500,
+    }
+
+
 def test_a_big_photo_is_quoted_at_the_cap():
     result = estimate(jpeg(5000, 4000), filename="big.jpg", limits=LIMITS)
     assert result.megapixels == 20.0
