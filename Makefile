@@ -82,4 +82,4 @@ bench: setup
 	$(BIN)/python bench/ledger.py
 
 clean:
-	rm -rf .web .web-test $(VENV)
+	rm -rf .web .web-test .web-bench $(VENV)

@@ -3,7 +3,7 @@ Celery workers, on PostgreSQL and Redis at 127.0.0.1.
 
 It starts everything itself: a fresh schema in BENCH_DATABASE_URL (default: the local
 PostgreSQL's `test` database), Redis at BENCH_REDIS_URL, the production app with WEB_WORKERS web
-workers (it builds the frontend for its port, as `make run` does), and the Celery workers. One
+workers (it builds the frontend for its port into `.web-bench`), and the Celery workers. One
 account with API credits and a key; each client posts a real photo (scikit-image's astronaut) to
 `POST /v1.0/removebg` the way remove.bg's clients do (multipart `image_file`, `X-Api-Key`), while
 one more client reads `/pricing` four times a second.
@@ -144,6 +144,8 @@ def scaled_stack(database: str, redis: str, web_workers: int) -> Iterator[Stack]
         REFLEX_UPLOADED_FILES_DIR=str(root / "data" / "upload-tmp"),
         REFLEX_STATES_WORKDIR=str(root / "data" / "states"),
         REFLEX_USE_NPM="1",
+        # A frontend folder of its own: building into `.web` would repoint a `make run`'s pages.
+        REFLEX_WEB_WORKDIR=str(REPO / ".web-bench"),
         GRANIAN_WORKERS=str(web_workers),
         PATH=f"{BIN}:{env.get('PATH', '')}",
     )
