@@ -19,7 +19,7 @@ export REFLEX_UPLOADED_FILES_DIR ?= $(CUTOUT_DATA_DIR)/upload-tmp
 # Reflex's per-tab state pickles: inside the data folder, so they are private like the rest.
 export REFLEX_STATES_WORKDIR ?= $(CUTOUT_DATA_DIR)/states
 
-.PHONY: run test setup setup-test chromium lint bench lighthouse lighthouse-tools clean
+.PHONY: run test setup setup-test chromium lint bench lighthouse lighthouse-tools clean run-scaled
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,8 +53,39 @@ chromium:
 run: setup
 	$(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-host $(HOST)
 
+# Scaled out (README "Running at scale"): WEB_WORKERS Reflex workers and CELERY_WORKERS Celery
+# workers against the PostgreSQL in DATABASE_URL and the Redis in REFLEX_REDIS_URL. The Procfile runs the
+# same processes under honcho, foreman or a process supervisor.
+WEB_WORKERS ?= 2
+CELERY_WORKERS ?= 1
+run-scaled: export CUTOUT_JOBS := celery
+run-scaled: setup
+	@[[ "$$DATABASE_URL" == postgresql* && "$$REFLEX_REDIS_URL" == redis* ]] || { \
+	  echo "run-scaled needs DATABASE_URL (PostgreSQL) and REFLEX_REDIS_URL, e.g."; \
+	  echo "  DATABASE_URL=postgresql+psycopg://root@127.0.0.1:5432/root REFLEX_REDIS_URL=redis://127.0.0.1:6379/0 make run-scaled"; \
+	  exit 2; }
+	@pids=(); \
+	for i in $$(seq 1 $(CELERY_WORKERS)); do \
+	  $(BIN)/celery -A app.worker worker --concurrency=1 --hostname=cutout$$i@%h --loglevel=INFO & pids+=($$!); \
+	done; \
+	trap 'kill -TERM $${pids[*]} 2>/dev/null; wait' EXIT INT TERM; \
+	GRANIAN_WORKERS=$(WEB_WORKERS) $(BIN)/reflex run --env prod --single-port --frontend-port $(PORT) --backend-host $(HOST)
+
+# The scaled pass: tests/integration, the home page's browser tests and the queue's unit tests
+# again on PostgreSQL, Redis, Celery and two web workers (CUTOUT_TEST_STACK=scaled), when both servers answer.
+SCALED_TEST_DATABASE_URL ?= $(or $(TEST_DATABASE_URL),postgresql+psycopg://root@127.0.0.1:5432/test)
+SCALED_TEST_REDIS_URL ?= $(or $(TEST_REDIS_URL),redis://127.0.0.1:6379/0)
+
 test: setup-test
 	$(BIN)/pytest
+	@export TEST_DATABASE_URL='$(SCALED_TEST_DATABASE_URL)' TEST_REDIS_URL='$(SCALED_TEST_REDIS_URL)'; \
+	if reason=$$($(BIN)/python -m tests.integration.scaled_stack); then \
+	  echo "*** scaled pass: PostgreSQL + Redis + Celery ***"; \
+	  CUTOUT_TEST_STACK=scaled $(BIN)/pytest tests/integration tests/e2e/test_home.py \
+	    tests/unit/test_limits.py tests/unit/test_scaled_dispatch.py; \
+	else \
+	  echo "*** SKIPPED the scaled pass (PostgreSQL + Redis + Celery): $$reason ***"; \
+	fi
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check app tests bench

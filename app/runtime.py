@@ -18,6 +18,7 @@ from app.services.api_limits import RateLimiter
 from app.services.billing.stripe_billing import StripeConfig, make_client
 from app.services.clock import Clock, SystemClock
 from app.services.identity.oauth import OAuthConfig
+from app.services.limits import LimitStore, MemoryLimitStore, RedisLimitStore
 from app.services.mail import Outbox
 from app.settings import Settings, get_settings
 
@@ -88,3 +89,10 @@ def _stripe_client(secret_key: str, api_base: str) -> stripe.StripeClient:
 def api_limiter() -> RateLimiter:
     """The process's one count of API use against the per-minute rate limit."""
     return RateLimiter(get_settings().api_megapixel_images_per_minute)
+
+
+@lru_cache(maxsize=1)
+def limits() -> LimitStore:
+    """Abuse counters: in Redis when one is configured (every web worker shares them), else here."""
+    url = get_settings().redis_url
+    return RedisLimitStore.from_url(url) if url else MemoryLimitStore()

@@ -36,4 +36,8 @@ class CutoutJob(SQLModel, table=True):
     created_at: datetime = Field(index=True)
     started_at: datetime | None = None  # when a worker took it; a stalled job is judged by this
     finished_at: datetime | None = None
+    # CUTOUT_JOBS=celery: the task id carrying this attempt, and when a worker picked it up. A
+    # message delivered again to a picked-up attempt means its first worker died mid-job.
+    runner: str | None = Field(default=None, max_length=64)
+    picked_up_at: datetime | None = None
     expires_at: datetime = Field(index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from app.services.billing.ledger import InsufficientCredits
 from app.services.billing.pricing import format_credits
 from app.services.imaging.images import ImageRejected
 from app.services.jobs.cutouts import JobNotFound, JobView
+from app.services.jobs.dispatch import send_to_celery
 from app.services.jobs.storage import JobFile
 from app.services.jobs.workers import run_in_pool
 from app.state.auth import AuthState
@@ -163,24 +165,34 @@ class CutoutState(AuthState):
             account = await self.current_account()
         if account is None or not job_id:
             return
-        # Housekeeping fails a job whose worker died; stop watching well after that could happen.
-        deadline = 2 * runtime.settings().reservation_timeout_seconds
-        for _ in range(deadline):
-            await asyncio.sleep(1)
-            try:
-                view = await asyncio.to_thread(
-                    cutouts.job_for, db=runtime.db(), account_id=account.id, job_id=job_id
-                )
-            except JobNotFound:
-                return
-            if view.status in (JobStatus.done, JobStatus.failed):
-                break
-        else:
+        try:
+            view = await self._until_finished(account.id, None, job_id=job_id)
+        except JobNotFound:
+            return
+        if view.status not in (JobStatus.done, JobStatus.failed):
             return
         async with self:
             if self.job_id == job_id:
                 self._show(view)
                 await self.current_account()
+
+    async def _until_finished(
+        self, account_id: int, view: JobView | None, *, job_id: str = ""
+    ) -> JobView:
+        """Poll the jobs table until the job is done or failed (or give up, returning it as is).
+
+        Housekeeping fails a job whose worker died; stop watching well after that could happen.
+        """
+        job_id = view.id if view is not None else job_id
+        for _ in range(2 * runtime.settings().reservation_timeout_seconds):
+            if view is not None and view.status in (JobStatus.done, JobStatus.failed):
+                break
+            await asyncio.sleep(1)
+            view = await asyncio.to_thread(
+                cutouts.job_for, db=runtime.db(), account_id=account_id, job_id=job_id
+            )
+        assert view is not None
+        return view
 
     def _clear(self) -> None:
         self.job_id = ""
@@ -253,6 +265,7 @@ class CutoutState(AuthState):
                 filename=upload.name or "photo",
                 data=data,
                 high_quality=self.high_quality,
+                limits=runtime.limits(),
             )
         except ImageRejected as rejected:
             self.stage = "failed"
@@ -286,15 +299,28 @@ class CutoutState(AuthState):
             return
         settings = runtime.settings()
         try:
-            view = await run_in_pool(
-                settings.workers,
-                cutouts.process_cutout,
-                db=runtime.db(),
-                settings=settings,
-                clock=runtime.clock(),
-                account_id=account.id,
-                job_id=job_id,
-            )
+            if settings.jobs == "celery":
+                view = await asyncio.to_thread(
+                    cutouts.queue_cutout,
+                    db=runtime.db(),
+                    settings=settings,
+                    clock=runtime.clock(),
+                    account_id=account.id,
+                    job_id=job_id,
+                    send=functools.partial(send_to_celery, settings),
+                )
+                # A Celery worker runs it: the jobs table says how it goes.
+                view = await self._until_finished(account.id, view)
+            else:
+                view = await run_in_pool(
+                    settings.workers,
+                    cutouts.process_cutout,
+                    db=runtime.db(),
+                    settings=settings,
+                    clock=runtime.clock(),
+                    account_id=account.id,
+                    job_id=job_id,
+                )
         except InsufficientCredits as short:
             async with self:
                 self.stage = "quoted"
