@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from app.api.headers import cache_control
@@ -17,7 +18,9 @@ def served_path(static: Path, path: str, method: str = "GET") -> str:
 
     middleware = PagePathsMiddleware(app, static_dir=lambda: static)
     scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode()}
-    asyncio.run(middleware(scope, None, None))  # type: ignore[arg-type]
+    # On a thread of its own: a browser test earlier in the run may own this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, middleware(scope, None, None)).result()  # type: ignore[arg-type]
     return seen[0]
 
 
