@@ -24,7 +24,7 @@ def test_high_quality_switch_follows_the_model_file(live_app, phone, tmp_path) -
     page = phone.new_page()
     sign_up(page, live_app.url, new_email())
     page.goto(live_app.url)
-    expect(page.get_by_role("button", name=re.compile("photo", re.I))).to_be_visible()
+    expect(page.get_by_role("button", name="Choose or take a photo")).to_be_visible()
     switch = page.get_by_role("switch", name="High quality")
     if not (MODELS_DIR / "u2net.onnx").is_file():
         expect(switch).to_have_count(0)
