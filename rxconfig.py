@@ -22,4 +22,6 @@ config = rx.Config(
         )
     ],
     disable_plugins=[rx.plugins.SitemapPlugin],
+    # With Redis, every web worker keeps the tabs' state there, so any of them can serve a tab.
+    redis_url=settings.redis_url or None,
 )

@@ -13,11 +13,13 @@ PRICING = "/pricing"
 FORGOT = "/forgot"
 RESET = "/reset"  # ?token=<mailed>: choose a new password
 VERIFY = "/verify"  # ?token=<mailed>: confirm the address
+API_PAGE = "/api"  # what the API does, keys, credits, a curl example
 BULK = "/bulk"
-EDITOR = "/editor"  # /<job>: edit one result
+EDITOR = "/editor"  # /editor/<job id>: the photo editor for one finished cutout
 
 # HTTP routes beside the pages
 FILES = "/files"
+EDITOR_FILES = "/editor-files"  # a job's editor preview and exports, for its owner only
 BULK_ZIP = "/bulk-zip"  # /<batch>: every finished photo of a bulk batch, one ZIP
 AUTH = "/auth"
 # Form posts that set or clear the HttpOnly session cookie, then redirect back to a page.
@@ -34,6 +36,14 @@ STRIPE_WEBHOOK = STRIPE + "/webhook"
 # Where Stripe Checkout sends the browser back after paying.
 STRIPE_CHECKOUT_RETURN = STRIPE + "/checkout/return"
 
+# The remove.bg-compatible HTTP API: key-only, callable from any origin.
+API_BASE = "/v1.0"
+API_REMOVEBG = API_BASE + "/removebg"
+API_ACCOUNT = API_BASE + "/account"
+API_DOCS = "/api/docs"
+API_OPENAPI = "/api/openapi.json"
+API_DOCS_ASSETS = "/api/docs/assets"
+
 # Anchors
 API_PACKS_ANCHOR = "api-packs"
 
@@ -43,6 +53,9 @@ PURCHASE_PARAM = "purchase"
 # The browser's session cookie: a random token whose hash the server keeps. HttpOnly: page
 # scripts never see it, and it never enters Reflex state (see app/web_session.py).
 SESSION_COOKIE = "cutout_session"
+# A signed-out visitor's free preview (its job id), set when the browser fetches the preview:
+# after signing up, this browser's new account takes that photo without a second upload.
+TRIAL_COOKIE = "cutout_trial"
 
 
 def sign_in_url(next_path: str | None = None) -> str:
@@ -66,8 +79,12 @@ def file_url(job_id: str, name: str, *, download: bool = False) -> str:
 
 
 def editor_url(job_id: str) -> str:
-    """The photo editor for one result."""
     return f"{EDITOR}/{job_id}"
+
+
+def editor_file_url(job_id: str, name: str, *, version: int = 0, download: bool = False) -> str:
+    """A job's editor file; `version` changes the address whenever the file is redrawn."""
+    return with_query(f"{EDITOR_FILES}/{job_id}/{name}", v=version, download=int(download))
 
 
 def bulk_zip_url(batch_id: str) -> str:

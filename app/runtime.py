@@ -14,9 +14,11 @@ import stripe
 from sqlalchemy import Engine
 
 from app.db import engine_for
+from app.services.api_limits import RateLimiter
 from app.services.billing.stripe_billing import StripeConfig, make_client
 from app.services.clock import Clock, SystemClock
 from app.services.identity.oauth import OAuthConfig
+from app.services.limits import LimitStore, MemoryLimitStore, RedisLimitStore
 from app.services.mail import Outbox
 from app.settings import Settings, get_settings
 
@@ -81,3 +83,16 @@ def stripe_client() -> stripe.StripeClient | None:
 def _stripe_client(secret_key: str, api_base: str) -> stripe.StripeClient:
     # One client per process: it keeps its HTTP connections open between calls.
     return make_client(secret_key, api_base)
+
+
+@lru_cache(maxsize=1)
+def api_limiter() -> RateLimiter:
+    """The process's one count of API use against the per-minute rate limit."""
+    return RateLimiter(get_settings().api_megapixel_images_per_minute)
+
+
+@lru_cache(maxsize=1)
+def limits() -> LimitStore:
+    """Abuse counters: in Redis when one is configured (every web worker shares them), else here."""
+    url = get_settings().redis_url
+    return RedisLimitStore.from_url(url) if url else MemoryLimitStore()

@@ -5,9 +5,17 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.services.billing.pricing import MEGAPIXEL, PRICE_TABLE
@@ -100,6 +108,25 @@ class Settings(BaseSettings):
     max_pending_uploads: int = Field(
         default=100, ge=1, description="Stored-but-unprocessed uploads per account."
     )
+    # Try before signing up: a signed-out visitor's free preview cutout.
+    trial_previews_per_day: int = Field(
+        default=1, ge=0, description="Free previews per client address per day; 0 turns off."
+    )
+    trial_preview_megapixels: float = Field(
+        default=0.25, gt=0, le=4, description="Size of a free preview cutout."
+    )
+
+    # The remove.bg-compatible HTTP API (/v1.0).
+    api_megapixel_images_per_minute: int = Field(
+        default=500, ge=1, description="API rate limit per account: images x started megapixels."
+    )
+    api_fetch_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, description="Time limit for fetching an image_url."
+    )
+    api_allow_private_urls: bool = Field(
+        default=False,
+        description="Let image_url reach loopback, private and link-local addresses (tests).",
+    )
 
     # Stripe billing: off while the secret key or the webhook secret is empty.
     stripe_secret_key: SecretStr = Field(default=SecretStr(""), description="sk_live_/sk_test_")
@@ -112,6 +139,35 @@ class Settings(BaseSettings):
     stripe_price_standard: str = ""
     stripe_price_topup: str = ""
     stripe_price_api_pack: str = ""
+
+    # Scaling out (README "Running at scale"): all empty, everything stays in one process.
+    redis_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("REFLEX_REDIS_URL", "CUTOUT_REDIS_URL"),
+        description="redis://host:port/db: Reflex's shared state, rate limits, Celery's broker.",
+    )
+    jobs: Literal["inprocess", "celery"] = Field(
+        default="inprocess", description="Where image work runs: this process's pool or Celery."
+    )
+    results_folder: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CUTOUT_RESULTS_DIR", "results_folder"),
+        description="Shared folder for uploads and results; default <data_dir>/results.",
+    )
+    celery_queue: str = Field(
+        default="cutout", min_length=1, max_length=64, description="Celery queue for image work."
+    )
+    celery_redeliver_seconds: int = Field(
+        default=0,
+        ge=0,
+        description="Unacknowledged Celery jobs go back to the queue after this; 0: derived.",
+    )
+
+    @model_validator(mode="after")
+    def _celery_needs_redis(self) -> Settings:
+        if self.jobs == "celery" and not self.redis_url:
+            raise ValueError("CUTOUT_JOBS=celery needs REFLEX_REDIS_URL (Celery's broker)")
+        return self
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -139,7 +195,13 @@ class Settings(BaseSettings):
 
     @property
     def results_dir(self) -> Path:
-        return self.data_dir / "results"
+        return (self.results_folder or self.data_dir / "results").expanduser().resolve()
+
+    @property
+    def redelivery_seconds(self) -> int:
+        """How long a Celery job may stay unacknowledged before it is handed out again: past
+        its reservation's lifetime, when the first worker can no longer capture anything."""
+        return self.celery_redeliver_seconds or self.reservation_timeout_seconds + 60
 
     @property
     def billing_enabled(self) -> bool:
@@ -171,11 +233,14 @@ class Settings(BaseSettings):
 
 def describe_invalid(error: ValidationError) -> str:
     """One line naming each bad variable and why, for start-up messages (no traceback)."""
-    return "; ".join(
-        f"CUTOUT_{'_'.join(str(part) for part in problem['loc']).upper()}: "
-        f"{problem['msg'].removeprefix('Value error, ')}"
-        for problem in error.errors()
-    )
+
+    def named(problem: Any) -> str:
+        what = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:  # a check across settings names them itself
+            return what
+        return f"CUTOUT_{'_'.join(str(part) for part in problem['loc']).upper()}: {what}"
+
+    return "; ".join(named(problem) for problem in error.errors())
 
 
 @lru_cache(maxsize=1)

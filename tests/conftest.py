@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,10 +21,29 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO / "data" / "models"
 
 
+# CUTOUT_TEST_STACK=scaled runs the same tests against the scaled stack: PostgreSQL
+# (TEST_DATABASE_URL), Redis (TEST_REDIS_URL), Celery workers and several web workers
+# (tests/integration/scaled_stack.py). `make test` runs tests/integration and the home page's
+# browser tests that way too when both servers answer.
+SCALED = os.environ.get("CUTOUT_TEST_STACK") == "scaled"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings pointing at a private data folder, with the provisioned model shared read-only."""
-    return Settings(data_dir=tmp_path / "data", models_dir=MODELS_DIR, database_url="")
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings pointing at a private data folder, with the provisioned model shared read-only
+    (scaled: a fresh PostgreSQL schema, Redis, CUTOUT_JOBS=celery)."""
+    if not SCALED:
+        yield Settings(data_dir=tmp_path / "data", models_dir=MODELS_DIR, database_url="")
+        return
+    from tests.integration.scaled_stack import fresh_schema, scaled_settings, scaled_urls
+
+    database, redis = scaled_urls()
+    url, engine, drop = fresh_schema(database)
+    engine.dispose()
+    try:
+        yield scaled_settings(tmp_path, url, redis)
+    finally:
+        drop()
 
 
 @pytest.fixture
@@ -205,6 +225,11 @@ def live_app(
     data_dir = root / "data"
     env = app_env(data_dir)
     port = free_port()
+    scaled = contextlib.ExitStack()
+    if SCALED:
+        from tests.integration.scaled_stack import live_stack
+
+        env.update(scaled.enter_context(live_stack(root, data_dir)))
     env.update(
         # Verification and reset mails go to a real SMTP server the browser helpers read.
         CUTOUT_SMTP_URL=shared_mailbox().url,
@@ -269,6 +294,7 @@ def live_app(
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        scaled.close()
 
 
 def new_account(session, clock, email: str, password: str | None = None):  # type: ignore[no-untyped-def]

@@ -40,6 +40,21 @@ def content_security_policy(public_url: str) -> str:
     )
 
 
+# Vite names its bundles after their content: they never change under one name.
+IMMUTABLE_PREFIXES = ("/assets/",)
+# Files from assets/ keep their names across releases: cached for a day.
+DAILY_PREFIXES = ("/samples/", "/favicon.ico", "/apple-touch-icon.png")
+
+
+def cache_control(path: str) -> str | None:
+    """How long a browser may keep a static file; None for pages and routes (their own)."""
+    if path.startswith(IMMUTABLE_PREFIXES):
+        return "public, max-age=31536000, immutable"
+    if path.startswith(DAILY_PREFIXES):
+        return "public, max-age=86400"
+    return None
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, public_url: str) -> None:
         self.app = app
@@ -67,6 +82,9 @@ class SecurityHeadersMiddleware:
                 for name, value in self.headers.items():
                     if name not in headers:  # a route's own stricter value wins
                         headers[name] = value
+                lifetime = cache_control(scope.get("path", ""))
+                if lifetime and message["status"] == 200 and "cache-control" not in headers:
+                    headers["Cache-Control"] = lifetime
                 if message["status"] >= 500:
                     held.append(message)
                     return

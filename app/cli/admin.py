@@ -24,6 +24,7 @@ from app.services.billing.pricing import MILLI, format_credits
 from app.services.billing.stripe_billing import LOOKUP_KEYS, BillingError
 from app.services.clock import Clock, SystemClock
 from app.services.identity.accounts import AccountError
+from app.services.identity.api_keys import ApiKeyError
 from app.services.identity.auth import AuthError
 from app.settings import Settings, describe_invalid, get_settings
 from app.usecases import billing, operator
@@ -144,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     payments.add_parser(
         "sync", help="create or update Cutout's products and prices in Stripe (idempotent)"
     ).set_defaults(run=stripe_sync)
+
+    keys = groups.add_parser("keys", help="API keys").add_subparsers(
+        dest="command", required=True
+    )
+    key_create = keys.add_parser("create", help="create an API key and print it (shown once)")
+    key_create.add_argument("--email", required=True)
+    key_create.add_argument("--name", required=True)
+    key_create.set_defaults(run=keys_create)
+    key_list = keys.add_parser("list", help="an account's usable keys (prefixes only)")
+    key_list.add_argument("--email", required=True)
+    key_list.set_defaults(run=keys_list)
+    key_revoke = keys.add_parser("revoke", help="revoke a key by its id or prefix")
+    key_revoke.add_argument("--email", required=True)
+    key_revoke.add_argument("key", help="the id or the prefix `keys list` shows")
+    key_revoke.set_defaults(run=keys_revoke)
 
     checks = groups.add_parser("ledger", help="the ledger").add_subparsers(
         dest="command", required=True
@@ -302,6 +318,30 @@ def stripe_sync(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
     return 0
 
 
+def keys_create(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    created = operator.create_api_key(db=db, clock=clock, email=args.email, name=args.name)
+    print(created.raw_key)
+    print(
+        f"created key {created.view.id} ({created.view.prefix}...) for {args.email.strip()}; "
+        "it is shown only this once",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def keys_list(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    for key in operator.list_api_keys(db=db, email=args.email):
+        used = key.last_used_at.isoformat() if key.last_used_at else "never used"
+        print(f"{key.id}\t{key.prefix}...\t{key.name}\t{key.created_at.isoformat()}\t{used}")
+    return 0
+
+
+def keys_revoke(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
+    revoked = operator.revoke_api_key(db=db, clock=clock, email=args.email, key=args.key)
+    print(f"revoked key {revoked.id} ({revoked.prefix}...)")
+    return 0
+
+
 def ledger_check(db: Engine, clock: Clock, settings: Settings, args: Any) -> int:
     problems = operator.check_ledger(db=db)
     for problem in problems:
@@ -333,6 +373,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         UnknownFlag,
         BillingError,
         UnpricedTool,
+        ApiKeyError,
     ) as error:
         # The unit of work has rolled back: a refused command changes nothing.
         print(f"cutout-admin: error: {error}", file=sys.stderr)

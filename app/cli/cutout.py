@@ -76,7 +76,10 @@ def _parser() -> argparse.ArgumentParser:
         engine_options = sub.add_argument_group("engine")
         engine_options.add_argument("--feature", choices=list(FEATURES), default="remove")
         engine_options.add_argument("--models-dir", type=Path, help="default: settings")
-        engine_options.add_argument("--model", help="default: settings (u2netp)")
+        engine_options.add_argument(
+            "--model",
+            help="default: settings (u2netp); u2net is High quality (`cutout-setup --model u2net`)",
+        )
         engine_options.add_argument("--threads", type=int, help="onnxruntime threads")
         engine_options.add_argument("--max-megapixels", type=float, default=None)
         marks = sub.add_argument_group("AI Cut marks (image pixels)")

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 
 from app.permissions import make_private
-from app.services.imaging.model_files import ModelMissing, check_model, provision_u2netp
+from app.services.imaging.model_files import SOURCES, ModelMissing, check_model, provision
 from app.settings import Settings, get_settings
 
 
@@ -24,6 +24,13 @@ def migrate(settings: Settings, url: str | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cutout-setup", description=__doc__)
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument(
+        "--model",
+        action="append",
+        choices=sorted(set(SOURCES) - {"u2netp"}),
+        default=[],
+        help="also provision this optional model (u2net: 'High quality', 176 MB; never by default)",
+    )
     parser.add_argument("--skip-warm", action="store_true")
     parser.add_argument("--skip-db", action="store_true")
     args = parser.parse_args(argv)
@@ -33,14 +40,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_model:
         try:
-            if settings.model_name == "u2netp":
-                path = provision_u2netp(settings.models_path)
+            if settings.model_name in SOURCES:
+                path = provision(settings.models_path, settings.model_name)
             else:
                 path = check_model(settings.models_path, settings.model_name)
+            print(f"model: {path}")
+            for extra in args.model:
+                print(f"model: {provision(settings.models_path, extra)} (md5 checked)")
         except ModelMissing as error:
             print(f"cutout-setup: {error}", file=sys.stderr)
             return 1
-        print(f"model: {path}")
     if not args.skip_warm:
         started = time.monotonic()
         import rembg  # noqa: F401  (compiles pymatting's numba functions into NUMBA_CACHE_DIR)

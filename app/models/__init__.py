@@ -31,6 +31,7 @@ from app.models.ledger import (
     ReservationStatus,
     Wallet,
 )
+from app.models.trial import TrialPreview
 
 __all__ = [
     "Account",
@@ -60,6 +61,7 @@ __all__ = [
     "StripePayment",
     "StripeSubscription",
     "TrialClaim",
+    "TrialPreview",
     "UserSession",
     "Wallet",
 ]

@@ -29,9 +29,15 @@ class CutoutJob(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     # What the person asked for (a pricing Feature's value): the cost and the pipeline follow it.
     feature: str = Field(default="background_removal", max_length=32)
+    # The model asked for ("High quality": u2net); None runs the configured one.
+    model: str | None = Field(default=None, max_length=32)
     # Bumped when a failed job is tried again, so each attempt has its own charge.
     attempt: int = Field(default=0, ge=0)
     created_at: datetime = Field(index=True)
     started_at: datetime | None = None  # when a worker took it; a stalled job is judged by this
     finished_at: datetime | None = None
+    # CUTOUT_JOBS=celery: the task id carrying this attempt, and when a worker picked it up. A
+    # message delivered again to a picked-up attempt means its first worker died mid-job.
+    runner: str | None = Field(default=None, max_length=64)
+    picked_up_at: datetime | None = None
     expires_at: datetime = Field(index=True)

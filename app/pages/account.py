@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventChain
+from reflex.vars import FunctionVar
 
 from app import routes
 from app.components.purchase import purchase_feedback
-from app.components.shell import page_shell
+from app.components.shell import block_callout, page_shell, page_skeleton
 from app.pages.auth import post_form
 from app.state.account import NEW_KEY_FIELD, AccountState
+
+COPIED_NOTE = "new-key-copied"
+# Straight from the field to the clipboard, in the browser: the key never passes through state.
+# A function in the page's bundle (the CSP forbids eval, which rx.call_script needs).
+COPY_KEY = rx.Var(
+    f"""(() => {{
+  const field = document.getElementById('{NEW_KEY_FIELD}');
+  const note = document.getElementById('{COPIED_NOTE}');
+  const copied = () => {{ note.textContent = 'Copied to the clipboard.'; }};
+  const selected = () => {{ field.select(); note.textContent = 'Selected: copy it now.'; }};
+  if (navigator.clipboard && window.isSecureContext) {{
+    navigator.clipboard.writeText(field.value).then(copied, selected);
+  }} else {{
+    field.select();
+    document.execCommand('copy') ? copied() : selected();
+  }}
+}})"""
+).to(FunctionVar, EventChain)
 
 
 def _section(title: str, *children: rx.Component) -> rx.Component:
@@ -18,16 +38,31 @@ def _section(title: str, *children: rx.Component) -> rx.Component:
     )
 
 
-def _table(headers: list[str], rows: rx.Var, cells) -> rx.Component:  # type: ignore[no-untyped-def]
+# Columns a phone does without, so the rest fit without scrolling sideways.
+WIDE_COLUMN = {"display": ["none", "table-cell"]}
+
+
+def _table(
+    headers: list[str], rows: rx.Var, cells, wide_only: tuple[int, ...] = ()
+) -> rx.Component:  # type: ignore[no-untyped-def]
     return rx.box(
         rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.header(
+                rx.table.row(
+                    *[
+                        rx.table.column_header_cell(h, **(WIDE_COLUMN if i in wide_only else {}))
+                        for i, h in enumerate(headers)
+                    ]
+                )
+            ),
             rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*cells(row)))),
             size="1",
             width="100%",
+            variant="ghost",
         ),
         overflow_x="auto",
         width="100%",
+        max_width="100%",
     )
 
 
@@ -61,7 +96,7 @@ def _wallets() -> rx.Component:
                     rx.heading(w["available"], size="6"),
                     rx.text(
                         w["note"],
-                        rx.cond(w["reserved"] != "", " · " + w["reserved"] + " reserved", ""),
+                        rx.cond(w["reserved"] != "", " · " + w["reserved"] + " on hold", ""),
                         size="1",
                         color_scheme="gray",
                     ),
@@ -71,17 +106,23 @@ def _wallets() -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        rx.text("Active lots, the one that expires soonest is spent first:", size="2"),
+        rx.text(
+            "Credit batches with their expiry; the batch that expires soonest is spent first. "
+            "Credits on hold are set aside for a photo in progress: charged when it is done, "
+            "returned if it fails.",
+            size="2",
+        ),
         _table(
-            ["Source", "Wallets", "Issued", "Expires", "Remaining"],
+            ["Source", "Wallets", "Added", "Expires", "Left"],
             AccountState.lots,
             lambda r: [
                 rx.table.cell(r["source"]),
                 rx.table.cell(r["scope"]),
-                rx.table.cell(r["issued"]),
+                rx.table.cell(r["issued"], **WIDE_COLUMN),
                 rx.table.cell(r["expires"]),
                 rx.table.cell(r["remaining"]),
             ],
+            wide_only=(2,),
         ),
         rx.link("Buy credits", href=routes.PRICING),
     )
@@ -128,7 +169,7 @@ def _plan() -> rx.Component:
                     ),
                 ),
             ),
-            gap="2",
+            spacing="2",
             wrap="wrap",
         ),
         rx.text(
@@ -181,7 +222,7 @@ def _history() -> rx.Component:
     return _section(
         "History",
         _table(
-            ["When", "Entry", "Credits", "Lot"],
+            ["When", "What", "Credits", "Batch"],
             AccountState.history,
             lambda r: [
                 rx.table.cell(r["when"]),
@@ -251,27 +292,40 @@ def _keys() -> rx.Component:
         # Always in the page, hidden until a key is made: the key is written into the field
         # by the browser (rx.set_value), so it never passes through (or stays in) state.
         rx.el.div(
-            rx.callout(
+            block_callout(
+                "key",
                 rx.vstack(
                     rx.el.label(
                         "Your new key. Copy it now: it will not be shown again.",
                         html_for=NEW_KEY_FIELD,
                         style={"font_size": "0.9rem"},
                     ),
-                    rx.el.input(
-                        id=NEW_KEY_FIELD,
-                        read_only=True,
-                        style={
-                            "width": "100%",
-                            "box_sizing": "border-box",
-                            "font_family": "monospace",
-                            "padding": "0.4rem",
-                            "background": "white",
-                        },
+                    rx.flex(
+                        rx.el.input(
+                            id=NEW_KEY_FIELD,
+                            read_only=True,
+                            style={
+                                "flex": "1",
+                                "min_width": "0",
+                                "box_sizing": "border-box",
+                                "font_family": "monospace",
+                                "padding": "0.4rem",
+                                "background": "white",
+                            },
+                        ),
+                        rx.button(
+                            rx.icon("copy", size=14),
+                            "Copy",
+                            type="button",
+                            size="2",
+                            on_click=COPY_KEY,
+                        ),
+                        spacing="2",
+                        width="100%",
                     ),
+                    rx.el.span(id=COPIED_NOTE, role="status", style={"font_size": "0.85rem"}),
                     width="100%",
                 ),
-                icon="key",
                 color_scheme="green",
                 width="100%",
             ),
@@ -294,24 +348,46 @@ def _keys() -> rx.Component:
             reset_on_submit=True,
             width="100%",
         ),
-        _table(
-            ["Name", "Key", "Created", "Last used", ""],
-            AccountState.keys,
-            lambda k: [
-                rx.table.cell(k["name"]),
-                rx.table.cell(rx.code(k["prefix"], "…")),
-                rx.table.cell(k["created"]),
-                rx.table.cell(k["used"]),
-                rx.table.cell(
+        rx.vstack(
+            rx.foreach(
+                AccountState.keys,
+                lambda k: rx.flex(
+                    rx.vstack(
+                        rx.text(k["name"], weight="medium", size="2", word_break="break-word"),
+                        rx.text(
+                            rx.code(k["prefix"], "…"),
+                            " · made ",
+                            k["created"],
+                            " · last used ",
+                            k["used"],
+                            size="1",
+                            color_scheme="gray",
+                            high_contrast=True,
+                        ),
+                        spacing="1",
+                        flex="1",
+                        min_width="0",
+                    ),
                     rx.button(
                         "Revoke",
                         size="1",
                         color_scheme="red",
                         variant="soft",
                         on_click=AccountState.revoke_key(k["id"]),
-                    )
+                        aria_label="Revoke " + k["name"],
+                    ),
+                    spacing="3",
+                    align="center",
+                    width="100%",
+                    padding_y="0.5rem",
+                    border_top="1px solid var(--gray-a4)",
+                    role="listitem",
                 ),
-            ],
+            ),
+            width="100%",
+            spacing="0",
+            role="list",
+            aria_label="Your API keys",
         ),
     )
 
@@ -379,13 +455,21 @@ def _security() -> rx.Component:
 def account() -> rx.Component:
     return page_shell(
         rx.heading("Your account", size="7"),
-        rx.text(AccountState.account_email, color_scheme="gray"),
-        _feedback(),
-        purchase_feedback(),
-        _plan(),
-        _wallets(),
-        _jobs(),
-        _keys(),
-        _history(),
-        _security(),
+        rx.cond(
+            AccountState.signed_in,
+            rx.vstack(
+                rx.text(AccountState.account_email, color_scheme="gray", high_contrast=True),
+                _feedback(),
+                purchase_feedback(),
+                _plan(),
+                _wallets(),
+                _jobs(),
+                _keys(),
+                _history(),
+                _security(),
+                spacing="5",
+                width="100%",
+            ),
+            page_skeleton("40rem"),
+        ),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.components.shell import page_shell
+from app.components.shell import block_callout, page_shell
 from app.services.identity.accounts import MIN_PASSWORD_LENGTH
 from app.state.auth import AuthState
 
@@ -101,7 +101,8 @@ def _error() -> rx.Component:
 
 def _sent(text: str) -> rx.Component:
     """ "Check your mail", and where the link went when this server has no mail set up."""
-    return rx.callout(
+    return block_callout(
+        "mail",
         rx.vstack(
             rx.text(text),
             rx.cond(
@@ -114,7 +115,6 @@ def _sent(text: str) -> rx.Component:
             ),
             spacing="2",
         ),
-        icon="mail",
         color_scheme="green",
         role="status",
         width="100%",
@@ -166,7 +166,11 @@ def signin() -> rx.Component:
         _oauth_buttons(),
         rx.text(
             "New to Cutout? ",
-            rx.link("Create an account", href=routes.SIGN_UP + "?next=" + AuthState.next_path),
+            rx.link(
+                "Create an account",
+                href=routes.SIGN_UP + "?next=" + AuthState.next_path,
+                underline="always",
+            ),
             " and get 10 free credits.",
             size="2",
         ),
@@ -213,7 +217,9 @@ def signup() -> rx.Component:
         _oauth_buttons(),
         rx.text(
             "Already have an account? ",
-            rx.link("Sign in", href=routes.SIGN_IN + "?next=" + AuthState.next_path),
+            rx.link(
+                "Sign in", href=routes.SIGN_IN + "?next=" + AuthState.next_path, underline="always"
+            ),
             size="2",
         ),
     )

@@ -149,7 +149,12 @@ def _cost_table() -> rx.Component:
         ]
     )
     # A wide table scrolls inside its own box on a phone instead of widening the page.
-    return rx.box(rx.table.root(header, body, variant="surface", size="1"), overflow_x="auto")
+    return rx.box(
+        rx.table.root(header, body, variant="surface", size="1"),
+        overflow_x="auto",
+        width="100%",
+        max_width="100%",
+    )
 
 
 def _step_words() -> str:
@@ -301,7 +306,7 @@ def _faq(catalog: PlanCatalog) -> rx.Component:
         rx.heading("Questions", size="7", as_="h2"),
         rx.accordion.root(
             *[
-                rx.accordion.item(header=question, content=rx.text(answer, size="2"))
+                rx.accordion.item(header=question, content=rx.text(answer, size="2"), width="100%")
                 for question, answer in questions
             ],
             type="multiple",
@@ -316,7 +321,9 @@ def _faq(catalog: PlanCatalog) -> rx.Component:
 
 def pricing() -> rx.Component:
     catalog = PlanCatalog.from_settings(get_settings())
-    return rx.container(
+    # page_shell already centres and pads the column: no container of its own, whose padding
+    # made the page wider than a phone.
+    return rx.box(
         rx.vstack(
             rx.heading("Pricing", size="8", as_="h1"),
             rx.text(
@@ -333,6 +340,6 @@ def pricing() -> rx.Component:
             width="100%",
             padding_y=["4", "6", "8"],
         ),
-        size="3",
-        padding_x=["3", "4"],
+        width="100%",
+        max_width="100%",
     )

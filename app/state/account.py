@@ -14,7 +14,7 @@ import stripe
 
 from app import routes, runtime
 from app.models.accounts import Plan
-from app.models.ledger import LotScope, Wallet
+from app.models.ledger import EntryKind, LotScope, Wallet
 from app.services.billing import ledger
 from app.services.billing.pricing import format_credits
 from app.services.billing.stripe_billing import BillingError, BillingNotConfigured, PlanStatus
@@ -34,6 +34,15 @@ def _when(value: datetime | None) -> str:
 
 
 SCOPE_LABELS = {LotScope.web: "web", LotScope.api: "API", LotScope.both: "web and API"}
+# The ledger's entries in plain words.
+ENTRY_LABELS = {
+    EntryKind.grant: "Credits added",
+    EntryKind.hold: "Put on hold",
+    EntryKind.capture: "Charged",
+    EntryKind.release: "Hold returned",
+    EntryKind.expire: "Expired",
+    EntryKind.void: "Cancelled",
+}
 
 
 def wallet_rows(
@@ -123,7 +132,7 @@ class AccountState(AuthState):
         self.history = [
             {
                 "when": _when(e.created_at),
-                "kind": e.kind.value,
+                "kind": ENTRY_LABELS.get(e.kind, e.kind.value),
                 "amount": format_credits(e.amount),
                 "lot": e.lot_source.value.replace("_", " "),
             }

@@ -40,6 +40,9 @@ class AuthState(rx.State):
     web_credits: str = ""
     api_credits: str = ""
     expiry_notice: str = ""  # credits about to expire, shown on every page
+    # False until the server has answered who this is: pages show a neutral skeleton, never
+    # the signed-out page to a signed-in person on a slow network.
+    session_known: bool = False
     # The session this event came with, as its database reference (see app/web_session.py).
     _session_ref: str = ""
     # Whose data the page states hold: "" or the account id. Kept by SessionGuard.
@@ -107,6 +110,7 @@ class AuthState(rx.State):
             ref=self._session_ref,
         )
         self._apply(summary)
+        self.session_known = True
         return summary
 
     def _client_address(self) -> str:

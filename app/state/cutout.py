@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import reflex as rx
 
@@ -14,16 +16,21 @@ from app.services.billing.ledger import InsufficientCredits
 from app.services.billing.pricing import format_credits
 from app.services.imaging.images import ImageRejected
 from app.services.jobs.cutouts import JobNotFound, JobView
+from app.services.jobs.dispatch import send_to_celery
 from app.services.jobs.storage import JobFile
 from app.services.jobs.workers import run_in_pool
 from app.state.auth import AuthState
-from app.usecases import cutouts
-from app.usecases.accounts import NotAllowed
+from app.usecases import cutouts, trial
+from app.usecases.accounts import AccountSummary, NotAllowed
+from app.web_session import cookie_value
 
 log = logging.getLogger("cutout")
 
 UPLOAD_ID = "photo"
 RESUME_WINDOW = timedelta(minutes=15)
+# Photos a visitor can tap instead of uploading (scikit-image's sample data, made small).
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
+SAMPLES = {"astronaut": "Astronaut", "coffee": "Coffee cup", "chelsea": "Cat"}
 
 
 class CutoutState(AuthState):
@@ -38,6 +45,13 @@ class CutoutState(AuthState):
     cost_label: str = ""
     balance_label: str = ""
     can_afford: bool = False
+    # "High quality" (the full u2net): offered only where its model file was provisioned.
+    high_quality_offered: bool = False
+    high_quality: bool = False
+    # The job is a signed-out visitor's free preview (small, not downloadable).
+    trial: bool = False
+    # A job the person put away ("New photo"): not picked up again when the page reloads.
+    _dismissed: str = ""
 
     @rx.var
     def before_url(self) -> str:
@@ -45,7 +59,8 @@ class CutoutState(AuthState):
 
     @rx.var
     def cutout_url(self) -> str:
-        return routes.file_url(self.job_id, JobFile.cutout) if self.stage == "done" else ""
+        """What the page shows: the light preview, never the full PNG (that is the download)."""
+        return routes.file_url(self.job_id, JobFile.preview) if self.stage == "done" else ""
 
     @rx.var
     def download_url(self) -> str:
@@ -54,10 +69,15 @@ class CutoutState(AuthState):
         return routes.file_url(self.job_id, JobFile.cutout, download=True)
 
     @rx.var
+    def editor_url(self) -> str:
+        return routes.editor_url(self.job_id) if self.stage == "done" else ""
+
+    @rx.var
     def busy(self) -> bool:
         return self.stage in ("uploading", "checking", "processing")
 
-    def _show(self, view: JobView) -> None:
+    def _show(self, view: JobView, *, trial_preview: bool = False) -> None:
+        self.trial = trial_preview
         self.job_id = view.id
         self.original_name = view.original_name
         self.download_name = view.download_name
@@ -80,28 +100,56 @@ class CutoutState(AuthState):
         self.can_afford = quote.enough
 
     @rx.event
+    def set_high_quality(self, value: bool) -> None:
+        self.high_quality = bool(value) and self.high_quality_offered
+
+    @rx.event
     async def on_load(self):  # type: ignore[no-untyped-def]
+        self.high_quality_offered = cutouts.high_quality_available(runtime.settings())
         account = await self.current_account()
         if account is None:
+            if self.trial and self.stage == "processing":
+                return CutoutState.process_trial
             return None
-        if self.job_id:
-            if self.stage == "quoted":
-                # Back from buying credits (Stripe Checkout): quote again with the new balance.
-                try:
-                    view = await asyncio.to_thread(
-                        cutouts.job_for, db=runtime.db(), account_id=account.id, job_id=self.job_id
-                    )
-                except JobNotFound:
-                    return None
+        if self.trial:  # signed in since: the preview is the account's to claim
+            self._clear()
+        if not self.job_id:
+            return await self._claim_or_resume(account)
+        if self.stage == "quoted":
+            # Back from buying credits (Stripe Checkout): quote again with the new balance.
+            try:
+                view = await asyncio.to_thread(
+                    cutouts.job_for, db=runtime.db(), account_id=account.id, job_id=self.job_id
+                )
+            except JobNotFound:
+                return None
+            await self._quote(account.id, view)
+        return None
+
+    async def _claim_or_resume(self, account: AccountSummary):  # type: ignore[no-untyped-def]
+        """Take the photo this browser previewed before signing up (at full resolution, quoted
+        like any upload), else pick up a recent job."""
+        trial_job_id = cookie_value(self.router.headers.cookie, routes.TRIAL_COOKIE)[:64]
+        if trial_job_id:
+            view = await asyncio.to_thread(
+                trial.claim_trial,
+                db=runtime.db(),
+                settings=runtime.settings(),
+                clock=runtime.clock(),
+                account_id=account.id,
+                job_id=trial_job_id,
+            )
+            if view is not None:
+                self._show(view)
                 await self._quote(account.id, view)
-            return None
+                return None
         # A phone's tab that slept may come back with fresh state (reflex#6345): pick up the
         # job it was waiting for from the database instead of losing it.
         since = runtime.clock().now() - RESUME_WINDOW
         view = await asyncio.to_thread(
             cutouts.recent_job, db=runtime.db(), account_id=account.id, since=since
         )
-        if view is None or view.status == JobStatus.failed:
+        if view is None or view.status == JobStatus.failed or view.id == self._dismissed:
             return None
         self._show(view)
         if view.status == JobStatus.queued:
@@ -117,32 +165,49 @@ class CutoutState(AuthState):
             account = await self.current_account()
         if account is None or not job_id:
             return
-        # Housekeeping fails a job whose worker died; stop watching well after that could happen.
-        deadline = 2 * runtime.settings().reservation_timeout_seconds
-        for _ in range(deadline):
-            await asyncio.sleep(1)
-            try:
-                view = await asyncio.to_thread(
-                    cutouts.job_for, db=runtime.db(), account_id=account.id, job_id=job_id
-                )
-            except JobNotFound:
-                return
-            if view.status in (JobStatus.done, JobStatus.failed):
-                break
-        else:
+        try:
+            view = await self._until_finished(account.id, None, job_id=job_id)
+        except JobNotFound:
+            return
+        if view.status not in (JobStatus.done, JobStatus.failed):
             return
         async with self:
             if self.job_id == job_id:
                 self._show(view)
                 await self.current_account()
 
-    @rx.event
-    def start_over(self) -> rx.event.EventSpec:
+    async def _until_finished(
+        self, account_id: int, view: JobView | None, *, job_id: str = ""
+    ) -> JobView:
+        """Poll the jobs table until the job is done or failed (or give up, returning it as is).
+
+        Housekeeping fails a job whose worker died; stop watching well after that could happen.
+        """
+        job_id = view.id if view is not None else job_id
+        for _ in range(2 * runtime.settings().reservation_timeout_seconds):
+            if view is not None and view.status in (JobStatus.done, JobStatus.failed):
+                break
+            await asyncio.sleep(1)
+            view = await asyncio.to_thread(
+                cutouts.job_for, db=runtime.db(), account_id=account_id, job_id=job_id
+            )
+        assert view is not None
+        return view
+
+    def _clear(self) -> None:
         self.job_id = ""
         self.stage = ""
         self.error = ""
         self.upload_percent = 0
-        return rx.clear_selected_files(UPLOAD_ID)
+        self.trial = False
+
+    @rx.event
+    def start_over(self) -> None:
+        """Back to a clean drop zone. The drop zone is mounted afresh, so there is no selection
+        to clear (clearing an unmounted one is what threw a TypeError)."""
+        if self.job_id:
+            self._dismissed = self.job_id
+        self._clear()
 
     @rx.event
     def upload_progress(self, progress: dict) -> None:
@@ -179,16 +244,16 @@ class CutoutState(AuthState):
             # The drop zone refused everything picked; drop_rejected says why.
             return
         account = await self.current_account()
-        if account is None:
-            self.stage = "failed"
-            self.error = "Sign in to process photos: new accounts get 10 free credits."
-            return
         upload = files[0]
         settings = runtime.settings()
         data = await upload.read(settings.max_upload_bytes + 1)
         self.stage = "checking"
         self.upload_percent = 100
         yield
+        if account is None:
+            async for update in self._try_free(upload.name or "photo", data):
+                yield update
+            return
         try:
             # Decoding a 25 MP photo is CPU work: off the event loop.
             view = await asyncio.to_thread(
@@ -199,10 +264,16 @@ class CutoutState(AuthState):
                 account_id=account.id,
                 filename=upload.name or "photo",
                 data=data,
+                high_quality=self.high_quality,
+                limits=runtime.limits(),
             )
         except ImageRejected as rejected:
             self.stage = "failed"
             self.error = rejected.message
+            return
+        except NotAllowed as refused:
+            self.stage = "failed"
+            self.error = str(refused)
             return
         self._show(view)
         await self._quote(account.id, view)
@@ -228,15 +299,28 @@ class CutoutState(AuthState):
             return
         settings = runtime.settings()
         try:
-            view = await run_in_pool(
-                settings.workers,
-                cutouts.process_cutout,
-                db=runtime.db(),
-                settings=settings,
-                clock=runtime.clock(),
-                account_id=account.id,
-                job_id=job_id,
-            )
+            if settings.jobs == "celery":
+                view = await asyncio.to_thread(
+                    cutouts.queue_cutout,
+                    db=runtime.db(),
+                    settings=settings,
+                    clock=runtime.clock(),
+                    account_id=account.id,
+                    job_id=job_id,
+                    send=functools.partial(send_to_celery, settings),
+                )
+                # A Celery worker runs it: the jobs table says how it goes.
+                view = await self._until_finished(account.id, view)
+            else:
+                view = await run_in_pool(
+                    settings.workers,
+                    cutouts.process_cutout,
+                    db=runtime.db(),
+                    settings=settings,
+                    clock=runtime.clock(),
+                    account_id=account.id,
+                    job_id=job_id,
+                )
         except InsufficientCredits as short:
             async with self:
                 self.stage = "quoted"
@@ -264,3 +348,88 @@ class CutoutState(AuthState):
             if self.job_id == job_id:  # the person may have started over meanwhile
                 self._show(view)
             await self.current_account()
+
+    async def _try_free(self, filename: str, data: bytes):  # type: ignore[no-untyped-def]
+        """A signed-out visitor's photo: a free small preview, limited per address per day."""
+        try:
+            view = await asyncio.to_thread(
+                trial.submit_trial,
+                db=runtime.db(),
+                settings=runtime.settings(),
+                clock=runtime.clock(),
+                address=self._client_address(),
+                filename=filename,
+                data=data,
+            )
+        except ImageRejected as rejected:
+            self.stage = "failed"
+            self.error = rejected.message
+            return
+        self._show(view, trial_preview=True)
+        self.stage = "processing"
+        yield CutoutState.process_trial
+
+    @rx.event
+    async def try_sample(self, name: str):  # type: ignore[no-untyped-def]
+        """A sample photo tapped instead of an upload: the same path as an upload."""
+        if name not in SAMPLES or self.busy:
+            return
+        self.stage = "checking"
+        self.error = ""
+        yield
+        data = await asyncio.to_thread((SAMPLES_DIR / f"{name}.jpg").read_bytes)
+        account = await self.current_account()
+        if account is None:
+            async for update in self._try_free(f"{name}.jpg", data):
+                yield update
+            return
+        try:
+            view = await asyncio.to_thread(
+                cutouts.submit_photo,
+                db=runtime.db(),
+                settings=runtime.settings(),
+                clock=runtime.clock(),
+                account_id=account.id,
+                filename=f"{name}.jpg",
+                data=data,
+            )
+        except ImageRejected as rejected:
+            self.stage = "failed"
+            self.error = rejected.message
+            return
+        self._show(view)
+        await self._quote(account.id, view)
+
+    @rx.event(background=True)
+    async def process_trial(self):  # type: ignore[no-untyped-def]
+        async with self:
+            job_id = self.job_id if self.trial else ""
+        if not job_id:
+            return
+        settings = runtime.settings()
+        try:
+            view = await run_in_pool(
+                settings.workers,
+                trial.process_trial,
+                db=runtime.db(),
+                settings=settings,
+                clock=runtime.clock(),
+                job_id=job_id,
+            )
+        except JobNotFound:
+            async with self:
+                if self.job_id == job_id:
+                    self._clear()
+            return
+        if view.status == JobStatus.processing:  # another tab runs it: wait for that one
+            for _ in range(2 * settings.reservation_timeout_seconds):
+                await asyncio.sleep(1)
+                try:
+                    view = await asyncio.to_thread(trial.trial_job, db=runtime.db(), job_id=job_id)
+                except JobNotFound:
+                    return
+                if view.status != JobStatus.processing:
+                    break
+        async with self:
+            if self.job_id == job_id:
+                self._show(view, trial_preview=True)

@@ -14,7 +14,7 @@ from app.models.accounts import Account, Plan
 from app.models.ledger import CreditLot, LotScope, LotSource, Wallet
 from app.services.billing import entitlements, ledger
 from app.services.clock import Clock
-from app.services.identity import accounts, auth
+from app.services.identity import accounts, api_keys, auth
 from app.settings import Settings
 
 
@@ -141,6 +141,42 @@ def expiry_warnings(*, db: Engine, clock: Clock) -> list[ledger.ExpiryWarning]:
     """Lots with credits left that expire within a week, every account: for a mailer to send."""
     with reading(db) as session:
         return ledger.expiring_soon(session=session, clock=clock)
+
+
+def create_api_key(*, db: Engine, clock: Clock, email: str, name: str) -> api_keys.NewApiKey:
+    """A new key for the account; the raw key is in the answer and nowhere else."""
+    with writing(db) as session:
+        account = _account(session, email)
+        assert account.id is not None
+        return api_keys.create_api_key(
+            session=session, clock=clock, account_id=account.id, name=name
+        )
+
+
+def list_api_keys(*, db: Engine, email: str) -> list[api_keys.ApiKeyView]:
+    with reading(db) as session:
+        account = _account(session, email)
+        assert account.id is not None
+        return api_keys.list_api_keys(session=session, account_id=account.id)
+
+
+def revoke_api_key(*, db: Engine, clock: Clock, email: str, key: str) -> api_keys.ApiKeyView:
+    """Revoke one of the account's keys, named by its id or its displayed prefix."""
+    with writing(db) as session:
+        account = _account(session, email)
+        assert account.id is not None
+        wanted = key.strip().removesuffix("...").removesuffix("…")
+        matches = [
+            view
+            for view in api_keys.list_api_keys(session=session, account_id=account.id)
+            if str(view.id) == wanted or view.prefix == wanted
+        ]
+        if len(matches) != 1:
+            raise OperatorError(f"{email.strip()} has no usable key {key!r}")
+        api_keys.revoke_api_key(
+            session=session, clock=clock, account_id=account.id, key_id=matches[0].id
+        )
+        return matches[0]
 
 
 def _account(session: Session, email: str) -> Account:

@@ -43,26 +43,30 @@ def test_account_shows_trial_lot_and_manages_api_keys(live_app, phone) -> None: 
     expect(page.get_by_text(email)).to_be_visible(timeout=30_000)
     lots = page.get_by_role("row").filter(has_text="trial")
     expect(lots.first).to_contain_text("10")
-    expect(page.get_by_role("row").filter(has_text="grant").first).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="Credits added").first).to_be_visible()
 
     page.get_by_label("Key name").fill("Shop plugin")
     page.get_by_role("button", name="Create key").click()
     shown = page.get_by_label("Your new key")  # the full key, not the prefix
     expect(shown).to_have_value(re.compile(r"^co_[\w-]{20,}$"), timeout=30_000)
     raw_key = shown.input_value()
-    key_row = page.get_by_role("row").filter(has_text="Shop plugin")
+    key_row = page.get_by_role("listitem").filter(has_text="Shop plugin")
     expect(key_row).to_be_visible()
     assert raw_key not in key_row.inner_text(), "the full key is never listed"
     page.screenshot(path=str(ARTIFACTS / "account.png"), full_page=True)
 
     page.reload()
-    expect(page.get_by_role("row").filter(has_text="Shop plugin")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("listitem").filter(has_text="Shop plugin")).to_be_visible(
+        timeout=30_000
+    )
     expect(page.get_by_label("Your new key")).to_be_hidden()
     assert raw_key not in page.content()
-    page.get_by_role("row").filter(has_text="Shop plugin").get_by_role(
+    page.get_by_role("listitem").filter(has_text="Shop plugin").get_by_role(
         "button", name="Revoke"
     ).click()
-    expect(page.get_by_role("row").filter(has_text="Shop plugin")).to_have_count(0, timeout=30_000)
+    expect(page.get_by_role("listitem").filter(has_text="Shop plugin")).to_have_count(
+        0, timeout=30_000
+    )
     page.close()
 
 

@@ -35,7 +35,7 @@ def test_phone_signs_up_pays_and_downloads_the_cutout(live_app, phone, tmp_path)
     sign_up(page, live_app.url, email)
     assert credits_badge(page) == Decimal(10)
     page.goto(live_app.url)
-    expect(page.get_by_role("button", name=re.compile("photo", re.I))).to_be_visible()
+    expect(page.get_by_role("button", name="Choose or take a photo")).to_be_visible()
 
     upload(page, photo_file(tmp_path))
     confirm = page.get_by_role("button", name=re.compile(r"Remove background · [\d.]+ credits"))

@@ -43,7 +43,7 @@ def test_sso_creates_the_account_once_and_signs_back_into_it(  # type: ignore[no
     expect(page.get_by_text(email)).to_be_visible(timeout=30_000)
     # The same account: still exactly one trial grant in its history.
     expect(page.get_by_role("row").filter(has_text="trial")).to_have_count(2)  # lot + grant
-    expect(page.get_by_role("row").filter(has_text="grant")).to_have_count(1)
+    expect(page.get_by_role("row").filter(has_text="Credits added")).to_have_count(1)
     page.close()
 
 

@@ -72,6 +72,7 @@ class EditSpec:
     position: tuple[float, float] | None = None
     format: str = "png"
     quality: int = 90
+    max_side: int | None = None  # the output's long side at most this many pixels
     mask_only: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     rgba: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
@@ -111,6 +112,8 @@ class EditSpec:
             raise BadParameter("format", f"{self.format!r} is not one of {FORMATS}")
         if not isinstance(self.quality, int) or not 1 <= self.quality <= 100:
             raise BadParameter("quality", f"{self.quality} is not in 1-100")
+        if self.max_side is not None and not 16 <= self.max_side <= 20_000:
+            raise BadParameter("max_side", f"{self.max_side} px is not in 16-20000")
 
 
 # (left, top, width, height) of the subject in the output's pixels, as remove.bg reports it.
@@ -387,4 +390,19 @@ def export(
 ) -> Exported:
     """Every asked operation at full resolution, encoded: what the editor's download returns."""
     rendered, subject = _render(image, alpha, spec, background_image)
+    if spec.max_side and max(rendered.size) > spec.max_side:
+        rendered, subject = _shrunk(rendered, subject, spec.max_side)
     return encode(rendered, spec, subject)
+
+
+def _shrunk(rendered: Image.Image, subject: Box, max_side: int) -> tuple[Image.Image, Box]:
+    """The rendered result scaled down to a long side of `max_side` (the export's size)."""
+    factor = max_side / max(rendered.size)
+    size = (max(1, round(rendered.width * factor)), max(1, round(rendered.height * factor)))
+    pixels = as_pixels(rendered)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        rgb, alpha = _resize_premultiplied(pixels[..., :3], pixels[..., 3], *size)
+        small = Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA")
+    else:
+        small = Image.fromarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA))
+    return small, tuple(round(v * factor) for v in subject)  # type: ignore[return-value]

@@ -161,21 +161,70 @@ def _model_input(image: Image.Image | np.ndarray) -> np.ndarray:
 
 
 def predict_alpha(session: ModelSession, image: Image.Image | np.ndarray) -> np.ndarray:
-    """The model's mask as a uint8 array at the image's own size (255 = subject)."""
+    """The subject's alpha as a uint8 array at the image's own size.
+
+    Exactly 255 inside the subject and 0 outside, with a soft band only along the edge: the
+    model's map is not alpha (its confident interior sits at 230-254, so the old background
+    showed through), only its 0.5 line is the subject's outline.
+    """
     if isinstance(image, Image.Image):
         width, height = image.size
     else:
         height, width = image.shape[:2]
     if session.onnx is None:
         rgb = _as_rgb_image(image)
-        return np.asarray(session.fallback.predict(rgb)[0], dtype=np.uint8)
+        mask = np.asarray(session.fallback.predict(rgb)[0], dtype=np.uint8)
+        return cv2.LUT(mask, _STEEP_MASK_RAMP)
     feed = {session.onnx.get_inputs()[0].name: _model_input(image)}
     prediction = session.onnx.run(None, feed)[0][0, 0]
     low, high = float(prediction.min()), float(prediction.max())
-    unit = (prediction - low) / (high - low) if high > low else np.zeros_like(prediction)
-    small = (unit * 255).astype(np.uint8)
-    # Bilinear from 320 px is what LANCZOS gives once thresholded, hundreds of times faster.
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    if high <= low:
+        return np.zeros((height, width), dtype=np.uint8)
+    unit = ((prediction - low) / (high - low)).astype(np.float32)
+    return alpha_from_probability(unit, width, height)
+
+
+# An edge band this wide (output pixels) at least, and at most this share of one model pixel:
+# narrower than the model can place an edge looks cut with scissors, wider shows a halo.
+EDGE_BAND_MIN = 1.5
+EDGE_BAND_MODEL_PIXELS = 0.5
+# Signed distances are carried to the output size as uint8 within +-this many model pixels
+# (and never less than a band): beyond it every pixel is saturated anyway.
+_DISTANCE_REACH = 2.0
+# For models Cutout does not run itself, only rembg's finished mask is known: a steep ramp
+# around its 128 line does the same, cruder.
+_STEEP_MASK_RAMP = np.clip((np.arange(256) - 128) * 6 + 128, 0, 255).astype(np.uint8)
+
+
+def edge_band(width: int, height: int) -> float:
+    """The soft edge's width in output pixels for an image of this size."""
+    scale = max(width, height) / MODEL_SIDE
+    return max(EDGE_BAND_MIN, EDGE_BAND_MODEL_PIXELS * scale)
+
+
+def alpha_from_probability(unit: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Alpha at width x height from the model's 0-1 map: a steep ramp across its 0.5 line.
+
+    Each pixel's signed distance to the 0.5 line, in output pixels, is estimated where the
+    model works ((p - 0.5) / |grad p|, with the gradient measured in output pixels since the
+    model's square is stretched to the photo), carried to the output size by bilinear
+    interpolation (a distance field upscales cleanly, a probability does not), and only then
+    mapped to alpha: 255 past half a band inside, 0 past half a band outside. The 0.5 line
+    itself, and so the mask rembg's 128 threshold gives, is unchanged.
+    """
+    scale_x, scale_y = width / unit.shape[1], height / unit.shape[0]
+    grad_x = cv2.Sobel(unit, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8) / scale_x
+    grad_y = cv2.Sobel(unit, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8) / scale_y
+    slope = np.maximum(cv2.magnitude(grad_x, grad_y), 1e-6)
+    band = edge_band(width, height)
+    reach = max(_DISTANCE_REACH * max(scale_x, scale_y), band)  # output pixels
+    distance = np.clip((unit - 0.5) / slope, -reach, reach)
+    coded = np.rint(128 + distance * (127 / reach)).astype(np.uint8)
+    if (width, height) != (unit.shape[1], unit.shape[0]):
+        coded = cv2.resize(coded, (width, height), interpolation=cv2.INTER_LINEAR)
+    steps = (np.arange(256, dtype=np.float32) - 128) * (reach / 127)
+    ramp = np.clip(np.rint((0.5 + steps / band) * 255), 0, 255).astype(np.uint8)
+    return cv2.LUT(coded, ramp, dst=coded)
 
 
 def predict_mask(session: ModelSession, image: Image.Image) -> Image.Image:

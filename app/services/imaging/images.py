@@ -144,3 +144,25 @@ def preview_jpeg(image: Image.Image, *, max_side: int = 1280) -> bytes:
     buffer = io.BytesIO()
     preview.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
+
+
+def preview_webp(image: Image.Image | bytes, *, max_side: int = 1024, quality: int = 80) -> bytes:
+    """A light copy of a cutout for the page (transparency kept): a few hundred KB at most,
+    where the full PNG can weigh 10 MB. The full file is only ever the download."""
+    if isinstance(image, bytes):
+        image = Image.open(io.BytesIO(image))
+    preview = image.convert("RGBA")
+    preview.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    preview.save(buffer, format="WEBP", quality=quality, method=4)
+    return buffer.getvalue()
+
+
+def shrink_to_pixels(image: Image.Image, max_pixels: int) -> Image.Image:
+    """The image scaled down (aspect kept) to at most `max_pixels`; smaller ones unchanged."""
+    width, height = image.size
+    if width * height <= max_pixels:
+        return image
+    scale = (max_pixels / (width * height)) ** 0.5
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)

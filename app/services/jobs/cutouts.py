@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path, PurePath
 
 from sqlalchemy import func, update
@@ -56,6 +57,7 @@ class JobView:
     feature: Feature
     attempt: int
     created_at: datetime
+    model: str | None = None  # asked for ("High quality"); None: the configured model
 
     @property
     def reservation_key(self) -> str:
@@ -84,6 +86,7 @@ def view_of(job: CutoutJob) -> JobView:
         download_name=download_name(job.original_name),
         feature=Feature(job.feature),
         attempt=job.attempt,
+        model=job.model,
         created_at=job.created_at,
     )
 
@@ -99,6 +102,7 @@ def add_job(
     width: int,
     height: int,
     feature: Feature = Feature.background_removal,
+    model: str | None = None,
 ) -> JobView:
     """Record an upload whose files are already stored, as a queued job."""
     now = clock.now()
@@ -109,6 +113,7 @@ def add_job(
         width=width,
         height=height,
         feature=feature.value,
+        model=model,
         created_at=now,
         expires_at=now + timedelta(hours=settings.retention_hours),
     )
@@ -168,20 +173,80 @@ def list_jobs(
     return [view_of(job) for job in rows]
 
 
-def start_processing(*, session: Session, clock: Clock, owner: str, job_id: str) -> JobView | None:
+def start_processing(
+    *, session: Session, clock: Clock, owner: str, job_id: str, runner: str | None = None
+) -> JobView | None:
     """Take a queued job for processing; None when it is not queued (already taken or finished).
 
-    One conditional UPDATE: of two requests for the same job, exactly one takes it.
+    One conditional UPDATE: of two requests for the same job, exactly one takes it. `runner`
+    names the queued task that will carry the attempt (CUTOUT_JOBS=celery).
     """
     _owned(session, owner, job_id)
     taken = session.exec(  # type: ignore[call-overload]
         update(CutoutJob)
         .where(col(CutoutJob.id) == job_id, col(CutoutJob.status) == JobStatus.queued)
-        .values(status=JobStatus.processing, started_at=clock.now(), error=None)
+        .values(
+            status=JobStatus.processing,
+            started_at=clock.now(),
+            error=None,
+            runner=runner,
+            picked_up_at=None,
+        )
     )
     if taken.rowcount != 1:
         return None
     return get_job(session=session, owner=owner, job_id=job_id)
+
+
+class Pickup(StrEnum):
+    first = "first"  # the task's first delivery: run the attempt
+    again = "again"  # delivered again: the worker that picked it up died (or was given up on)
+    not_mine = "not_mine"  # finished, failed, or another task's attempt: leave it alone
+
+
+def pick_up(*, session: Session, clock: Clock, job_id: str, runner: str) -> tuple[Pickup, JobView]:
+    """A worker received the task `runner` for a job: is it the first delivery?
+
+    One conditional UPDATE marks the pick-up, so two deliveries racing for the same task see
+    exactly one "first".
+    """
+    marked = session.exec(  # type: ignore[call-overload]
+        update(CutoutJob)
+        .where(
+            col(CutoutJob.id) == job_id,
+            col(CutoutJob.status) == JobStatus.processing,
+            col(CutoutJob.runner) == runner,
+            col(CutoutJob.picked_up_at).is_(None),
+        )
+        .values(picked_up_at=clock.now())
+    )
+    job = session.get(CutoutJob, job_id, populate_existing=True)
+    if job is None:
+        raise JobNotFound(job_id)
+    if marked.rowcount == 1:
+        return Pickup.first, view_of(job)
+    if job.status == JobStatus.processing and job.runner == runner:
+        return Pickup.again, view_of(job)
+    return Pickup.not_mine, view_of(job)
+
+
+def next_attempt(*, session: Session, clock: Clock, job: JobView) -> JobView | None:
+    """Processing attempt N -> attempt N+1, picked up now (its worker died: a new charge key).
+
+    None when the job moved on meanwhile (another delivery recovered it first, or it finished).
+    """
+    moved = session.exec(  # type: ignore[call-overload]
+        update(CutoutJob)
+        .where(
+            col(CutoutJob.id) == job.id,
+            col(CutoutJob.status) == JobStatus.processing,
+            col(CutoutJob.attempt) == job.attempt,
+        )
+        .values(attempt=job.attempt + 1, started_at=clock.now(), picked_up_at=clock.now())
+    )
+    if moved.rowcount != 1:
+        return None
+    return get_job(session=session, owner=None, job_id=job.id)
 
 
 def finish(
@@ -251,7 +316,8 @@ def result_file(
         raise JobNotFound(job_id)
     view = get_job(session=session, owner=owner, job_id=job_id)
     path = storage.file_path(settings, job_id, kind)
-    if (kind is JobFile.cutout and view.status != JobStatus.done) or not path.is_file():
+    finished = kind not in (JobFile.cutout, JobFile.preview) or view.status == JobStatus.done
+    if not finished or not path.is_file():
         raise JobNotFound(job_id)
     return path, view
 
