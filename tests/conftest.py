@@ -149,6 +149,7 @@ class LiveApp:
         data_dir: Path,
         log: Path,
         served_web_before: dict[str, tuple[int, int]] | None = None,
+        database_url: str = "",
     ) -> None:
         self.url = url
         self.data_dir = data_dir
@@ -156,6 +157,8 @@ class LiveApp:
         # `make run`'s frontend folder as it was before this build (tests/integration/
         # test_frontend_folders.py checks the build left it alone).
         self.served_web_before = served_web_before
+        # The database the app serves from: "" is SQLite in its data folder (scaled: PostgreSQL).
+        self.database_url = database_url
 
 
 def app_env(data_dir: Path) -> dict[str, str]:
@@ -287,7 +290,7 @@ def live_app(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start in time:\n{log.read_text()[-4000:]}")
             time.sleep(1)
-        yield LiveApp(url, data_dir, log, served_web_before)
+        yield LiveApp(url, data_dir, log, served_web_before, env.get("DATABASE_URL", ""))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

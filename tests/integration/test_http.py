@@ -38,7 +38,9 @@ def test_result_files_are_served_to_their_owner_only(live_app) -> None:  # type:
     # Two confirmed accounts and a finished job each way the app makes them, written straight
     # into the running app's own database and data folder (no browser needed for this check).
     clock = SystemClock()  # the server's clock: sessions and jobs must be current for it
-    settings = Settings(data_dir=live_app.data_dir, models_dir=MODELS_DIR, database_url="")
+    settings = Settings(
+        data_dir=live_app.data_dir, models_dir=MODELS_DIR, database_url=live_app.database_url
+    )
     db = make_engine(settings.db_url)
     owner_email, stranger_email = (f"{who}-{uuid.uuid4().hex[:8]}@example.com" for who in "ab")
     owner = confirmed_account(db, clock, settings, owner_email)
