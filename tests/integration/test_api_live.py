@@ -15,10 +15,13 @@ EVIL = "https://tool.example"
 
 
 def admin(live_app, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = app_env(live_app.data_dir)
+    if live_app.database_url:  # the scaled pass: the app serves from PostgreSQL
+        env["DATABASE_URL"] = live_app.database_url
     return subprocess.run(
         [str(VENV_BIN / "cutout-admin"), *args],
         cwd=REPO,
-        env=app_env(live_app.data_dir),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

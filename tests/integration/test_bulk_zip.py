@@ -48,7 +48,9 @@ def session_token(db, clock, settings, email: str) -> tuple[int, str]:  # type: 
 
 def test_the_zip_streams_every_finished_photo_to_its_owner_only(live_app) -> None:  # type: ignore[no-untyped-def]
     # The test works on the live server's own database and data folder, as the app would.
-    settings = Settings(data_dir=live_app.data_dir, models_dir=MODELS_DIR, database_url="")
+    settings = Settings(
+        data_dir=live_app.data_dir, models_dir=MODELS_DIR, database_url=live_app.database_url
+    )
     db = make_engine(settings.db_url)
     clock = SystemClock()
     owner, token = session_token(db, clock, settings, "zip-owner@example.com")
