@@ -207,6 +207,7 @@ app.add_page(
     editor,
     route=routes.EDITOR + "/[editor_job]",
     title="Editor · Cutout",
+    description="Edit a cutout: background colour or photo, brush fixes, AI Cut, crop and export.",
     on_load=EditorState.on_load,
 )
 app.add_page(
@@ -220,9 +221,16 @@ app.add_page(
     lambda: page_shell(api_page()),
     route=routes.API_PAGE,
     title="API · Cutout",
+    description="Cutout's remove.bg-compatible HTTP API: keys, API credits and a curl example.",
     on_load=ApiPageState.on_load,
 )
-app.add_page(bulk_page, route=routes.BULK, title="Bulk · Cutout", on_load=BulkState.on_load)
+app.add_page(
+    bulk_page,
+    route=routes.BULK,
+    title="Bulk · Cutout",
+    description="Remove the background from up to 50 photos at once and download them as a ZIP.",
+    on_load=BulkState.on_load,
+)
 app.add_page(
     not_found,
     route="404",
