@@ -435,8 +435,7 @@ def export_edit(
         )
         name = edit_files.export_name(result.extension)
         target = edit_files.path(settings, job.id, name)
-        staged = target.with_name(target.name + ".part")
-        staged.write_bytes(result.data)
+        staged = edit_files.stage(target, result.data)
     except (BadParameter, ImageRejected) as refused:
         _release(db, clock, account_id, keys)
         raise NotAllowed(str(refused)) from None

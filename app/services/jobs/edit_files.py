@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,18 @@ def path(settings: Settings, job_id: str, name: str) -> Path:
     return folder(settings, job_id) / name
 
 
+def stage(target: Path, data: bytes) -> Path:
+    """`data` written beside `target` under a name of its own (two writers never share one);
+    `os.replace` it onto `target` to publish, or unlink it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f"{target.name}.{secrets.token_hex(6)}.part")
+    staged.write_bytes(data)
+    return staged
+
+
 def write_atomic(target: Path, data: bytes) -> None:
     """The whole file or the previous one, never half: a reader may be serving it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(target.name + ".part")
-    staged.write_bytes(data)
-    os.replace(staged, target)
+    os.replace(stage(target, data), target)
 
 
 def load_history(settings: Settings, job_id: str) -> History:
