@@ -18,7 +18,6 @@ import io
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _backend import free_port, percentile, start_backend  # noqa: E402  (bench/ is on sys.path)
 from PIL import Image
 from skimage import data as photos
 
@@ -37,11 +37,6 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
 EMAIL = "load@example.com"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def environment(data_dir: Path, workers: int) -> dict[str, str]:
@@ -83,10 +78,6 @@ def photo_jpeg() -> bytes:
     Image.fromarray(np.asarray(photos.astronaut())).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
 
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def load(base: str, key: str, clients: int, seconds: float, size: str) -> dict[str, object]:
@@ -158,24 +149,7 @@ def main() -> int:
         admin(env, "credits", "grant", "--email", EMAIL, "--credits", "100000", "--wallet", "api")
         key = admin(env, "keys", "create", "--email", EMAIL, "--name", "bench").strip()
         port = free_port()
-        server = subprocess.Popen(
-            [
-                str(BIN / "reflex"),
-                "run",
-                "--env",
-                "prod",
-                "--backend-only",
-                "--backend-port",
-                str(port),
-                "--backend-host",
-                "127.0.0.1",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = start_backend(env, port)
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180

@@ -18,7 +18,6 @@ import io
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,18 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from _backend import free_port, percentile, start_backend  # noqa: E402  (bench/ is on sys.path)
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.routes import SESSION_COOKIE, SIGN_IN_POST, file_url  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def environment(data_dir: Path) -> dict[str, str]:
@@ -141,10 +135,6 @@ def measure(url: str, token: str, stop_at: float) -> list[float]:
     return latencies
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -167,24 +157,7 @@ def main() -> int:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             token, job_id = pool.apply(prepare, (data_dir,))
         port = free_port()
-        server = subprocess.Popen(
-            [
-                str(REPO / ".venv" / "bin" / "reflex"),
-                "run",
-                "--env",
-                "prod",
-                "--backend-only",
-                "--backend-port",
-                str(port),
-                "--backend-host",
-                "127.0.0.1",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = start_backend(env, port)
         base = f"http://127.0.0.1:{port}"
         url = base + file_url(job_id, "before.jpg")
         try:
