@@ -87,8 +87,8 @@ def _stripe_client(secret_key: str, api_base: str) -> stripe.StripeClient:
 
 @lru_cache(maxsize=1)
 def api_limiter() -> RateLimiter:
-    """The process's one count of API use against the per-minute rate limit."""
-    return RateLimiter(get_settings().api_megapixel_images_per_minute)
+    """The API's per-minute counts, in the same store as the abuse counters (shared in Redis)."""
+    return RateLimiter(get_settings().api_megapixel_images_per_minute, limits())
 
 
 @lru_cache(maxsize=1)

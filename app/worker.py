@@ -14,12 +14,13 @@ from pydantic import ValidationError
 
 from app import runtime
 from app.permissions import make_private
+from app.services.errors import report
 from app.services.imaging import engine
 from app.services.imaging.model_files import ModelMissing, check_model
-from app.services.jobs.celery_app import CUTOUT_TASK, make_celery
-from app.services.jobs.dispatch import DispatchedCutout
+from app.services.jobs.celery_app import API_TASK, CUTOUT_TASK, make_celery
+from app.services.jobs.dispatch import DispatchedApiCall, DispatchedCutout, post_api_answer
 from app.settings import describe_invalid
-from app.usecases import cutouts
+from app.usecases import api_calls, cutouts
 
 log = logging.getLogger("cutout")
 
@@ -55,3 +56,15 @@ def process_cutout(*, account_id: int, job_id: str, attempt: int, runner: str) -
     if view is not None:
         log.info("cutout job %s attempt %s: %s", job_id, view.attempt, view.status)
     return view.status.value if view is not None else None
+
+
+@celery.task(name=API_TASK, ignore_result=True)
+def process_api_call(*, call_id: str, options: dict[str, Any], has_background: bool) -> None:
+    """An API call's model step; the web that queued it settles the charge from the answer."""
+    settings = runtime.settings()
+    call = DispatchedApiCall(call_id, options, has_background)
+    try:
+        answer = api_calls.run_queued_call(settings=settings, call=call)
+    except Exception as error:  # the web answers 500 with this reference, and charges nothing
+        answer = {"failed": report(error, f"API call {call_id}")}
+    post_api_answer(settings, call_id, answer)

@@ -41,6 +41,7 @@ from app.services.imaging.removebg_options import (
     one_of,
     parse,
 )
+from app.services.jobs import dispatch
 from app.services.jobs.workers import run_in_pool
 from app.settings import Settings
 from app.usecases import api_calls
@@ -54,6 +55,8 @@ EXPOSED_HEADERS = (
     "X-RateLimit-Reset, Retry-After"
 )
 NO_STORE = {"Cache-Control": "no-store"}
+# CUTOUT_JOBS=celery: this process's way to Celery workers for the model step.
+_api_queue = dispatch.CeleryApiQueue()
 
 
 def errors(status: int, code: str, title: str, detail: str, **headers: str) -> JSONResponse:
@@ -92,9 +95,7 @@ def removebg_routes(
 
     async def removebg(request: Request) -> Response:
         if request.method != "POST":
-            return errors(
-                405, "method_not_allowed", "Method not allowed", "use POST", Allow="POST"
-            )
+            return errors(405, "method_not_allowed", "Method not allowed", "use POST", Allow="POST")
         try:
             caller = await caller_of(request)
             current = settings()
@@ -102,9 +103,7 @@ def removebg_routes(
             options = parse(fields)
             image = await _source(fields, current)
             background = await _background(fields, current)
-            result = await run_in_pool(
-                current.workers,
-                api_calls.remove_background,
+            call = dict(
                 db=db(),
                 settings=current,
                 clock=clock(),
@@ -114,10 +113,22 @@ def removebg_routes(
                 options=options,
                 background_data=background,
             )
+            if current.jobs == "celery":
+                result = await api_calls.remove_background_queued(**call, queue=_api_queue)
+            else:
+                result = await run_in_pool(current.workers, api_calls.remove_background, **call)
         except ApiRefused as refused:
             return errors(refused.status, refused.code, refused.title, refused.detail)
         except OptionError as bad:
             return option_error(bad)
+        except dispatch.ApiCallTimedOut:
+            return errors(
+                503,
+                "timeout",
+                "Timed out",
+                "no image worker finished this call in time; nothing was charged, try again",
+                **{"Retry-After": "30"},
+            )
         except api_limits.RateLimited as limited:
             return errors(
                 429,

@@ -1,16 +1,18 @@
 """The API's rate limit: megapixel-images per account per minute, as remove.bg counts them.
 
 An image counts one unit per started megapixel of the size it is processed at (a preview counts
-one, a 12 MP photo at full size twelve). Each account has a fixed one-minute window; the counts
-live in this process's memory (one backend process serves the API; a restart forgets them).
+one, a 12 MP photo at full size twelve). Each account has a fixed one-minute window, counted in
+a `LimitStore`: this process's memory by default, Redis when one is configured, so every web
+worker counts against the same total (app/runtime.py: `api_limiter`).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from datetime import datetime
+
+from app.services.limits import LimitStore, MemoryLimitStore
 
 MEGAPIXEL = 1_000_000
 WINDOW_SECONDS = 60
@@ -41,20 +43,25 @@ class RateLimited(Exception):
 class RateLimiter:
     """Per-account counts in fixed windows; `take` counts an image or refuses it."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, store: LimitStore | None = None) -> None:
         self.per_minute = per_minute
-        self._windows: dict[int, tuple[int, int]] = {}  # account -> (window start, units used)
-        self._lock = threading.Lock()
+        self._store = store if store is not None else MemoryLimitStore()
 
-    def _window(self, account_id: int, now: datetime) -> tuple[int, int]:
-        start = int(now.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
-        began, used = self._windows.get(account_id, (start, 0))
-        return (start, 0) if began != start else (began, used)
+    def _take(self, account_id: int, units: int, now: datetime) -> RateState:
+        window = self._store.take(
+            f"api:{account_id}",
+            units,
+            limit=self.per_minute,
+            window_seconds=WINDOW_SECONDS,
+            now=now.timestamp(),
+        )
+        state = RateState(self.per_minute, max(0, self.per_minute - window.used), window.reset_at)
+        if not window.allowed:
+            raise RateLimited(state, state.retry_after(now))
+        return state
 
     def peek(self, account_id: int, now: datetime) -> RateState:
-        with self._lock:
-            start, used = self._window(account_id, now)
-        return RateState(self.per_minute, max(0, self.per_minute - used), start + WINDOW_SECONDS)
+        return self._take(account_id, 0, now)
 
     def take(self, account_id: int, units: int, now: datetime) -> RateState:
         """Count `units` in the account's window, or raise RateLimited (nothing counted).
@@ -62,13 +69,4 @@ class RateLimiter:
         An image larger than the whole limit still passes alone in an empty window, or it
         could never be processed at all.
         """
-        with self._lock:
-            start, used = self._window(account_id, now)
-            reset_at = start + WINDOW_SECONDS
-            if used and used + units > self.per_minute:
-                state = RateState(self.per_minute, max(0, self.per_minute - used), reset_at)
-                raise RateLimited(state, state.retry_after(now))
-            self._windows[account_id] = (start, used + units)
-            if len(self._windows) > 10_000:  # forget windows long gone
-                self._windows = {k: v for k, v in self._windows.items() if v[0] == start}
-            return RateState(self.per_minute, max(0, self.per_minute - used - units), reset_at)
+        return self._take(account_id, units, now)

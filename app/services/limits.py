@@ -85,17 +85,18 @@ class RedisLimitStore:
 
     PREFIX = "cutout:limit:"
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, prefix: str = PREFIX) -> None:
         self._client = client
+        self._prefix = prefix
         self._take = client.register_script(_TAKE)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisLimitStore:
-        return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+    def from_url(cls, url: str, prefix: str = PREFIX) -> RedisLimitStore:
+        return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2), prefix)
 
     def take(self, key: str, units: int, *, limit: int, window_seconds: int, now: float) -> Window:
         start = _window_start(now, window_seconds)
-        name = f"{self.PREFIX}{key}:{start}"
+        name = f"{self._prefix}{key}:{start}"
         try:
             allowed, used = self._take(keys=[name], args=[units, limit, window_seconds + 5])
         except RedisError as trouble:

@@ -8,9 +8,11 @@ hold: an error never costs credits.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 from sqlalchemy import Engine
@@ -28,6 +30,7 @@ from app.services.imaging import engine, pipeline, removebg_layout
 from app.services.imaging.editor import Exported
 from app.services.imaging.images import ImageRejected, Limits, load_image
 from app.services.imaging.removebg_options import OptionError, Options
+from app.services.jobs import dispatch
 from app.settings import Settings
 
 
@@ -94,9 +97,7 @@ def api_credits(*, db: Engine, clock: Clock, caller: Caller) -> ApiCredits:
             Wallet.api
         ]
     subscription = sum(
-        lot.remaining - lot.reserved
-        for lot in wallet.lots
-        if lot.source == LotSource.subscription
+        lot.remaining - lot.reserved for lot in wallet.lots if lot.source == LotSource.subscription
     )
     total = wallet.available
     return ApiCredits(
@@ -130,6 +131,115 @@ def check_image(data: bytes, *, settings: Settings, field: str) -> Image.Image:
         raise OptionError(code, rejected.message) from None
 
 
+@dataclass(frozen=True)
+class Reserved:
+    """A call accepted and its most possible cost held: what settling it needs."""
+
+    caller: Caller
+    key: str  # the hold's key: capture or release happens once, whoever asks twice
+    hold: int  # milli-credits
+    rate: api_limits.RateState
+    options: Options
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The decoded photo and background of an accepted call."""
+
+    original: Image.Image
+    background: Image.Image | None
+
+
+def reserve_call(
+    *,
+    db: Engine,
+    settings: Settings,
+    clock: Clock,
+    limiter: api_limits.RateLimiter,
+    caller: Caller,
+    image_data: bytes,
+    options: Options,
+    background_data: bytes | None = None,
+) -> tuple[Reserved, Checked]:
+    """Check the images, count the rate limit and hold the most the result can cost.
+
+    Raises OptionError (400), api_limits.RateLimited (429) or ApiRefused (402, 403) with
+    nothing charged and nothing held.
+    """
+    original = check_image(image_data, settings=settings, field="image_file")
+    options.roi_box(original.width, original.height)  # refuses a roi outside the photo now
+    background = (
+        check_image(background_data, settings=settings, field="bg_image_file")
+        if background_data is not None
+        else None
+    )
+    fitted_w, fitted_h = removebg_layout.fitted_size(
+        original.width, original.height, options.max_pixels
+    )
+    rate = limiter.take(caller.account_id, api_limits.units_of(fitted_w, fitted_h), clock.now())
+    hold = cost_of(*removebg_layout.largest_output(fitted_w, fitted_h, options), (Feature.api,))
+    key = f"api:{secrets.token_urlsafe(18)}"
+    _reserve(db, settings, clock, caller, hold, key)
+    return Reserved(caller, key, hold, rate, options), Checked(original, background)
+
+
+def run_model(*, settings: Settings, checked: Checked, options: Options) -> Exported:
+    """The model step of a call, wherever it runs (the web's pool or a Celery worker)."""
+    original = checked.original
+    roi = options.roi_box(original.width, original.height)  # in the photo's own pixels
+    image = pipeline.fit_to(original, options.max_pixels)
+    model = engine.load_session(
+        settings.models_path, settings.model_name, settings.onnx_thread_count
+    )
+    return pipeline.run_removebg(
+        model,
+        image,
+        options,
+        roi=removebg_layout.scaled_box(
+            roi,
+            image.width / original.width,
+            image.height / original.height,
+            image.width,
+            image.height,
+        ),
+        background=checked.background,
+    )
+
+
+def run_model_on(
+    *, settings: Settings, image_data: bytes, options: Options, background_data: bytes | None
+) -> Exported:
+    """The model step from the images' bytes (a Celery worker's side of a queued call)."""
+    checked = Checked(
+        check_image(image_data, settings=settings, field="image_file"),
+        check_image(background_data, settings=settings, field="bg_image_file")
+        if background_data is not None
+        else None,
+    )
+    return run_model(settings=settings, checked=checked, options=options)
+
+
+def settle_call(*, db: Engine, clock: Clock, reserved: Reserved, exported: Exported) -> ApiResult:
+    """Capture what the result costs (never more than was held); the rest goes back."""
+    charged = min(reserved.hold, cost_of(exported.width, exported.height, (Feature.api,)))
+    with writing(db) as session:
+        ledger.capture_reservation(
+            session=session,
+            clock=clock,
+            account_id=reserved.caller.account_id,
+            key=reserved.key,
+            amount=charged,
+        )
+    options = reserved.options
+    reported_type = options.type if options.type != "auto" else "other"
+    return ApiResult(exported=exported, charged=charged, type=reported_type, rate=reserved.rate)
+
+
+def release_call(*, db: Engine, clock: Clock, reserved: Reserved) -> None:
+    """Hand a failed call's hold back (nothing when it was settled or lapsed already)."""
+    _release(db, clock, reserved.caller, reserved.key)
+
+
 def remove_background(
     *,
     db: Engine,
@@ -141,55 +251,94 @@ def remove_background(
     options: Options,
     background_data: bytes | None = None,
 ) -> ApiResult:
-    """One call, start to finish; blocking (run it on the worker pool).
+    """One call, start to finish, in this process; blocking (run it on the worker pool).
 
     Raises OptionError (400), api_limits.RateLimited (429) or ApiRefused (402, 403) with
     nothing charged.
     """
-    original = check_image(image_data, settings=settings, field="image_file")
-    roi = options.roi_box(original.width, original.height)  # in the photo's own pixels
-    background = (
-        check_image(background_data, settings=settings, field="bg_image_file")
-        if background_data is not None
-        else None
+    reserved, checked = reserve_call(
+        db=db,
+        settings=settings,
+        clock=clock,
+        limiter=limiter,
+        caller=caller,
+        image_data=image_data,
+        options=options,
+        background_data=background_data,
     )
-    fitted_w, fitted_h = removebg_layout.fitted_size(
-        original.width, original.height, options.max_pixels
-    )
-    rate = limiter.take(
-        caller.account_id, api_limits.units_of(fitted_w, fitted_h), clock.now()
-    )
-    hold = cost_of(*removebg_layout.largest_output(fitted_w, fitted_h, options), (Feature.api,))
-    key = f"api:{secrets.token_urlsafe(18)}"
-    _reserve(db, settings, clock, caller, hold, key)
     try:
-        image = pipeline.fit_to(original, options.max_pixels)
-        model = engine.load_session(
-            settings.models_path, settings.model_name, settings.onnx_thread_count
-        )
-        exported = pipeline.run_removebg(
-            model,
-            image,
-            options,
-            roi=removebg_layout.scaled_box(
-                roi,
-                image.width / original.width,
-                image.height / original.height,
-                image.width,
-                image.height,
-            ),
-            background=background,
-        )
-        charged = min(hold, cost_of(exported.width, exported.height, (Feature.api,)))
+        exported = run_model(settings=settings, checked=checked, options=options)
     except BaseException:
-        _release(db, clock, caller, key)
+        release_call(db=db, clock=clock, reserved=reserved)
         raise
-    with writing(db) as session:
-        ledger.capture_reservation(
-            session=session, clock=clock, account_id=caller.account_id, key=key, amount=charged
+    return settle_call(db=db, clock=clock, reserved=reserved, exported=exported)
+
+
+async def remove_background_queued(
+    *,
+    db: Engine,
+    settings: Settings,
+    clock: Clock,
+    limiter: api_limits.RateLimiter,
+    caller: Caller,
+    image_data: bytes,
+    options: Options,
+    background_data: bytes | None = None,
+    queue: dispatch.ApiQueue,
+) -> ApiResult:
+    """One call with its model step on a Celery worker (CUTOUT_JOBS=celery).
+
+    Refusals come from this process before anything is queued, as with the pool. The images
+    travel through the shared result store, never through the broker; the worker hands back
+    the exported file the same way. Any failure or timeout releases the hold: only this
+    function captures, once, under the hold's key, so a worker that dies mid-call (and whose
+    task is delivered again) can never charge twice.
+    """
+    reserved, _ = await asyncio.to_thread(
+        reserve_call,
+        db=db,
+        settings=settings,
+        clock=clock,
+        limiter=limiter,
+        caller=caller,
+        image_data=image_data,
+        options=options,
+        background_data=background_data,
+    )
+    call = dispatch.DispatchedApiCall(
+        call_id=f"api-{secrets.token_hex(16)}",
+        options=dispatch.options_to_plain(options),
+        has_background=background_data is not None,
+    )
+    try:
+        await asyncio.to_thread(
+            dispatch.stage_api_inputs, settings, call, image_data, background_data
         )
-    reported_type = options.type if options.type != "auto" else "other"
-    return ApiResult(exported=exported, charged=charged, type=reported_type, rate=rate)
+        exported = await queue.run(settings, call)
+        return await asyncio.to_thread(
+            settle_call, db=db, clock=clock, reserved=reserved, exported=exported
+        )
+    except BaseException:
+        await asyncio.shield(asyncio.to_thread(release_call, db=db, clock=clock, reserved=reserved))
+        raise
+    finally:
+        await asyncio.shield(asyncio.to_thread(dispatch.discard_api_files, settings, call))
+
+
+def run_queued_call(*, settings: Settings, call: dispatch.DispatchedApiCall) -> dict[str, Any]:
+    """A Celery worker's side of a queued call: the model on the staged images, the exported
+    file written back to the store. Answers the result's description, or the 400 to send."""
+    image_data, background_data = dispatch.read_api_inputs(settings, call)
+    try:
+        exported = run_model_on(
+            settings=settings,
+            image_data=image_data,
+            options=dispatch.options_from_plain(call.options),
+            background_data=background_data,
+        )
+    except OptionError as bad:
+        return {"error": {"code": bad.code, "detail": bad.detail}}
+    return dispatch.save_api_result(settings, call, exported)
 
 
 def _reserve(

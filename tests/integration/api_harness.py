@@ -4,8 +4,9 @@ public-CORS wrapper, a real migrated SQLite database, the real model and a froze
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from app.services.api_limits import RateLimiter
 from app.services.billing import ledger
 from app.services.clock import FrozenClock
 from app.services.identity.api_keys import create_api_key
+from app.services.limits import LimitStore, MemoryLimitStore, RedisLimitStore
 from app.settings import Settings
 from tests.conftest import confirmed_account, free_port
 from tests.integration.stripe_shop import serve
@@ -64,7 +66,30 @@ def open_api(
     db: Engine, settings: Settings, clock: FrozenClock, **overrides: Any
 ) -> Iterator[ApiServer]:
     current = settings.model_copy(update=overrides)
-    limiter = RateLimiter(current.api_megapixel_images_per_minute)
+    with ExitStack() as stack:
+        if current.jobs == "celery":
+            # Scaled: the model step runs on a real Celery worker sharing this data folder, and
+            # the rate limit counts in Redis (under a prefix of this server's own).
+            from tests.integration.scaled_stack import Workers
+
+            workers = Workers(current, current.data_dir)
+            stack.callback(workers.stop_all)
+            current.data_dir.mkdir(parents=True, exist_ok=True)
+            workers.start("api-worker")
+            store: LimitStore = RedisLimitStore.from_url(
+                current.redis_url, prefix=f"cutout:test:{uuid.uuid4().hex}:"
+            )
+        else:
+            store = MemoryLimitStore()
+        yield stack.enter_context(
+            _serve(db, current, clock, RateLimiter(current.api_megapixel_images_per_minute, store))
+        )
+
+
+@contextmanager
+def _serve(
+    db: Engine, current: Settings, clock: FrozenClock, limiter: RateLimiter
+) -> Iterator[ApiServer]:
     app = PublicApiCors(
         Starlette(
             routes=removebg_routes(

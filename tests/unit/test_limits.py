@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis import Redis
 
+from app.services.api_limits import RateLimited, RateLimiter
 from app.services.jobs.cutouts import UploadLimited
 from app.services.limits import LimitStore, MemoryLimitStore, RedisLimitStore
 from app.usecases import cutouts
@@ -102,3 +104,21 @@ def test_refused_files_count_against_the_upload_limit(db, clock, settings) -> No
         assert not isinstance(refused.value, UploadLimited)
     with pytest.raises(UploadLimited):
         upload()
+
+
+def test_the_api_rate_limit_is_one_count_for_every_web_worker(redis_url: str) -> None:
+    """Two web workers (two limiters, each with its own Redis connection) share one window,
+    and both report remove.bg's X-RateLimit figures from that shared count."""
+    prefix = f"cutout:test:{uuid.uuid4().hex}:"
+    first, second = (
+        RateLimiter(10, RedisLimitStore.from_url(redis_url, prefix=prefix)) for _ in range(2)
+    )
+    now = datetime.fromtimestamp(T0 + 5, UTC)
+    assert first.take(7, 4, now).remaining == 6
+    assert second.take(7, 5, now).remaining == 1
+    assert first.peek(7, now).remaining == 1
+    with pytest.raises(RateLimited) as refused:
+        second.take(7, 2, now)
+    assert refused.value.state.remaining == 1 and refused.value.state.reset_at == T0 + 60
+    assert refused.value.retry_after == 55
+    assert first.take(7, 2, now + timedelta(seconds=55)).remaining == 8  # the next minute

@@ -16,6 +16,7 @@ from celery import Celery
 from app.settings import Settings
 
 CUTOUT_TASK = "cutout.process"
+API_TASK = "cutout.api_call"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -32,7 +33,7 @@ def _celery(redis_url: str, queue: str, redelivery_seconds: int) -> Celery:
         # on a busy worker while another worker idles.
         worker_prefetch_multiplier=1,
         task_default_queue=queue,
-        task_routes={CUTOUT_TASK: {"queue": queue}},
+        task_routes={CUTOUT_TASK: {"queue": queue}, API_TASK: {"queue": queue}},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
