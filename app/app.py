@@ -44,7 +44,7 @@ from app.state.errors import unexpected_error
 from app.state.pricing import PricingState
 from app.state.session_guard import SessionGuard
 from app.usecases.bulk import resume_running
-from app.usecases.housekeeping import run_housekeeping
+from app.usecases.housekeeping import run_housekeeping_exclusively
 
 log = logging.getLogger("cutout")
 
@@ -77,9 +77,12 @@ async def housekeeping() -> None:
     while True:
         try:
             swept = await asyncio.to_thread(
-                run_housekeeping, db=runtime.db(), settings=_settings, clock=runtime.clock()
+                run_housekeeping_exclusively,
+                db=runtime.db(),
+                settings=_settings,
+                clock=runtime.clock(),
             )
-            log.info("housekeeping: %s", swept)
+            log.info("housekeeping: %s", swept or "another worker is sweeping; skipped")
         except Exception:
             log.exception("housekeeping failed; retrying at the next interval")
         await asyncio.sleep(_settings.sweep_interval_seconds)

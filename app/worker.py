@@ -46,12 +46,14 @@ def _fresh_process(**_: Any) -> None:
 
 
 @celery.task(name=CUTOUT_TASK)
-def process_cutout(*, account_id: int, job_id: str, attempt: int, runner: str) -> str | None:
+def process_cutout(
+    *, account_id: int, job_id: str, attempt: int, runner: str, background: str | None = None
+) -> str | None:
     view = cutouts.run_dispatched(
         db=runtime.db(),
         settings=runtime.settings(),
         clock=runtime.clock(),
-        task=DispatchedCutout(account_id, job_id, attempt, runner),
+        task=DispatchedCutout(account_id, job_id, attempt, runner, background),
     )
     if view is not None:
         log.info("cutout job %s attempt %s: %s", job_id, view.attempt, view.status)

@@ -77,6 +77,12 @@ class Stack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_workers(self, count: int) -> None:
+        # Workers on one machine share its cores: each gets its part for onnxruntime's threads
+        # (README: CUTOUT_ONNX_THREADS = cores / workers), unless the caller chose.
+        threads = os.environ.get("CUTOUT_ONNX_THREADS") or str(
+            max(1, (os.cpu_count() or 1) // count)
+        )
+        env = {**self.env, "CUTOUT_ONNX_THREADS": threads}
         for i in range(count):
             log = (self.root / f"worker{i}.log").open("wb")
             proc = subprocess.Popen(
@@ -92,7 +98,7 @@ class Stack:
                     "--without-mingle",
                 ],
                 cwd=REPO,
-                env=self.env,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -330,7 +336,8 @@ def main() -> int:
                 ok = not result.errors and result.charged_milli == lost and check.returncode == 0
                 failures += not ok
                 print(
-                    f"  {celery} celery worker(s), run {run + 1}: {result.images} images, "
+                    f"  {celery} celery worker(s), run {run + 1} "
+                    f"(load average {os.getloadavg()[0]:.1f}): {result.images} images, "
                     f"{rates[-1]:.2f}/s, errors {len(result.errors)}"
                     f"{' ' + repr(result.errors[:3]) if result.errors else ''}, "
                     f"charged {result.charged_milli / 1000:g} = wallet lost {lost / 1000:g}: "

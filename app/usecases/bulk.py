@@ -1,16 +1,19 @@
 """Bulk processing: many photos with shared options, one queue that lives in the database.
 
 Each photo is charged and processed by the single-photo use case (`process_cutout`: reserve,
-run, capture) on the shared worker pool, which takes turns between accounts. The queue stops
-at the first photo the balance cannot pay for: photos not yet started stay queued and
-uncharged, and `resume` continues after a top-up.
+run, capture) on the shared worker pool, which takes turns between accounts; with
+CUTOUT_JOBS=celery a turn reserves the photo and waits for a Celery worker to run it
+(`_on_celery`). The queue stops at the first photo the balance cannot pay for: photos not yet
+started stay queued and uncharged, and `resume` continues after a top-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +22,7 @@ from sqlalchemy import Engine
 
 from app.db import reading, writing
 from app.models.bulk import BatchStatus
+from app.models.jobs import JobStatus
 from app.models.ledger import Wallet
 from app.services.billing import ledger
 from app.services.billing.ledger import InsufficientCredits
@@ -27,6 +31,7 @@ from app.services.clock import Clock
 from app.services.identity.auth import account_owner
 from app.services.jobs import bulk, storage
 from app.services.jobs.bulk import BatchNotFound, BatchView
+from app.services.jobs.dispatch import send_to_celery
 from app.services.jobs.storage import JobFile
 from app.services.jobs.workers import run_in_pool
 from app.settings import Settings
@@ -173,16 +178,19 @@ def process_photo(
     with reading(db) as session:
         if not bulk.may_run(session=session, owner=owner, batch_id=batch_id, job_id=job_id):
             return
-        spec = bulk.spec_for(bulk.owned(session, owner, batch_id).background)
+        background = bulk.owned(session, owner, batch_id).background
     try:
-        cutouts.process_cutout(
-            db=db,
-            settings=settings,
-            clock=clock,
-            account_id=account_id,
-            job_id=job_id,
-            spec=spec,
-        )
+        if settings.jobs == "celery":
+            _on_celery(db, settings, clock, account_id, job_id, background)
+        else:
+            cutouts.process_cutout(
+                db=db,
+                settings=settings,
+                clock=clock,
+                account_id=account_id,
+                job_id=job_id,
+                spec=bulk.spec_for(background),
+            )
     except InsufficientCredits as short:
         reason = OUT_OF_CREDITS.format(
             available=format_credits(short.available), needed=format_credits(short.needed)
@@ -194,6 +202,36 @@ def process_photo(
             bulk.stop(
                 session=session, batch_id=batch_id, status=BatchStatus.paused, reason=str(refused)
             )
+
+
+# How often a photo's turn looks whether its Celery worker finished it.
+CELERY_POLL_SECONDS = 0.5
+
+
+def _on_celery(
+    db: Engine,
+    settings: Settings,
+    clock: Clock,
+    account_id: int,
+    job_id: str,
+    background: str | None,
+) -> None:
+    """The photo's turn when CUTOUT_JOBS=celery: reserved here, run by a Celery worker (with the
+    batch's background), and the turn lasts until the job is finished, so the batch keeps its
+    order and its share of the workers as with the pool. Housekeeping fails a job whose worker
+    vanished, so the wait always ends."""
+    view = cutouts.queue_cutout(
+        db=db,
+        settings=settings,
+        clock=clock,
+        account_id=account_id,
+        job_id=job_id,
+        send=functools.partial(send_to_celery, settings),
+        background=background,
+    )
+    while view.status in (JobStatus.queued, JobStatus.processing):
+        time.sleep(CELERY_POLL_SECONDS)
+        view = cutouts.job_for(db=db, account_id=account_id, job_id=job_id)
 
 
 def _runnable(db: Engine, account_id: int, batch_id: str) -> list[str]:

@@ -36,6 +36,7 @@ from app.services.imaging.images import (
     preview_webp,
 )
 from app.services.imaging.model_files import HIGH_QUALITY_MODEL, model_present
+from app.services.jobs import bulk as bulk_jobs
 from app.services.jobs import cutouts, storage
 from app.services.jobs.cutouts import JobNotFound, JobView
 from app.services.jobs.dispatch import DispatchedCutout
@@ -260,8 +261,10 @@ def queue_cutout(
     account_id: int,
     job_id: str,
     send: Callable[[DispatchedCutout], None],
+    background: str | None = None,
 ) -> JobView:
-    """Take and reserve a queued job here, then hand the work to a queue (Celery) with `send`.
+    """Take and reserve a queued job here, then hand the work to a queue (Celery) with `send`;
+    `background` (a bulk batch's "#rrggbb") goes with it to the worker.
 
     The person hears about missing credits at once, as with the in-process pool; the worker only
     runs what is already paid for. If the queue cannot be reached, the attempt fails and its
@@ -279,7 +282,7 @@ def queue_cutout(
     if taken is None:
         return job_for(db=db, account_id=account_id, job_id=job_id)
     try:
-        send(DispatchedCutout(account_id, job_id, taken.attempt, runner))
+        send(DispatchedCutout(account_id, job_id, taken.attempt, runner, background))
     except Exception as error:
         ref = errors.report(error, f"queueing cutout job {job_id}")
         return _fail(db, clock, account_id, taken, QUEUE_DOWN.format(ref))
@@ -339,7 +342,12 @@ def run_dispatched(
                 return cutouts.get_job(session=session, owner=None, job_id=job.id)
             job = recovered
     return complete_cutout(
-        db=db, settings=settings, clock=clock, account_id=task.account_id, job=job
+        db=db,
+        settings=settings,
+        clock=clock,
+        account_id=task.account_id,
+        job=job,
+        spec=bulk_jobs.spec_for(task.background),
     )
 
 

@@ -3,10 +3,12 @@ and mailed links."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from app.db import writing
 from app.services.billing import ledger
@@ -57,3 +59,39 @@ def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
         links=links,
         batches=batches,
     )
+
+
+# The PostgreSQL advisory lock only housekeeping takes: a fixed number, with the schema's name
+# (hashed) as the second half, so several Cutouts in one database each sweep their own.
+HOUSEKEEPING_LOCK = 0x6375_686B  # "cuhk"
+_TRY = text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))")
+_UNLOCK = text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))")
+
+
+def run_housekeeping_exclusively(*, db: Engine, settings: Settings, clock: Clock) -> Swept | None:
+    """One pass unless another process is in the middle of one (then None, nothing done).
+
+    Every web worker runs this loop; on PostgreSQL a session advisory lock lets one pass run at
+    a time across all of them (released when the pass ends, or by the server when the process
+    holding it dies). SQLite is served by one process, whose loop never overlaps itself.
+    """
+    with _lease(db) as held:
+        if not held:
+            return None
+        return run_housekeeping(db=db, settings=settings, clock=clock)
+
+
+@contextmanager
+def _lease(db: Engine) -> Iterator[bool]:
+    if db.dialect.name != "postgresql":
+        yield True
+        return
+    with db.connect() as conn:
+        held = bool(conn.execute(_TRY, {"key": HOUSEKEEPING_LOCK}).scalar())
+        conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute(_UNLOCK, {"key": HOUSEKEEPING_LOCK})
+                conn.commit()

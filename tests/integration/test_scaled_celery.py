@@ -3,29 +3,36 @@ even when the worker running it is SIGKILLed mid-job."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as photos
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.db import reading
+from app.db import reading, writing
 from app.models.jobs import CutoutJob, JobStatus
-from app.models.ledger import Reservation, ReservationStatus, Wallet
+from app.models.ledger import LotScope, LotSource, Reservation, ReservationStatus, Wallet
+from app.services.api_limits import RateLimiter
 from app.services.billing import ledger
+from app.services.billing.pricing import MILLI
 from app.services.clock import SystemClock
+from app.services.imaging.removebg_options import parse
+from app.services.jobs import dispatch
 from app.services.jobs.dispatch import send_to_celery
 from app.services.jobs.storage import JobFile, file_path
 from app.settings import Settings
-from app.usecases import cutouts
+from app.usecases import api_calls, bulk, cutouts
 from tests.conftest import VENV_BIN, confirmed_account
 from tests.integration.scaled_stack import (
     Workers,
@@ -242,3 +249,143 @@ def test_without_a_reachable_queue_the_attempt_fails_and_nothing_is_charged(stac
     assert "queue could not be reached" in (failed.error or "")
     assert web_available(stack, person.id) == before
     assert reservations(stack, job.id) == {f"cutout:{job.id}": ReservationStatus.released}
+
+
+def test_a_bulk_batch_runs_on_celery_with_its_background_colour(
+    stack: Stack, workers: Workers
+) -> None:
+    """The batch's colour travels with each photo's task: the worker paints it, opaque."""
+    workers.start("w1")
+    person = confirmed_account(stack.db, clock, stack.settings, "bulk@example.com")
+    before = web_available(stack, person.id)
+    batch_id = bulk.new_batch(
+        db=stack.db, settings=stack.settings, clock=clock, account_id=person.id
+    )
+    for name in ("one.jpg", "two.jpg"):
+        bulk.add_photo(
+            db=stack.db,
+            settings=stack.settings,
+            clock=clock,
+            account_id=person.id,
+            batch_id=batch_id,
+            filename=name,
+            data=photo(640, 480),
+        )
+    bulk.set_options(
+        db=stack.db, account_id=person.id, batch_id=batch_id, hair=False, background="#ff0000"
+    )
+    bulk.start(db=stack.db, account_id=person.id, batch_id=batch_id)
+    asyncio.run(
+        bulk.drive(
+            db=stack.db,
+            settings=stack.settings,
+            clock=clock,
+            account_id=person.id,
+            batch_id=batch_id,
+        )
+    )
+    members = bulk.zip_members(
+        db=stack.db, settings=stack.settings, account_id=person.id, batch_id=batch_id
+    )
+    assert len(members) == 2
+    total = 0
+    for _, path in members:
+        with Image.open(path) as result:
+            rgba = np.asarray(result.convert("RGBA"))
+        assert rgba[..., 3].min() == 255, "painted on the colour: opaque everywhere"
+        red = np.all(rgba == (255, 0, 0, 255), axis=-1).mean()
+        assert 0.1 < red < 0.9, f"{red:.0%} of the photo is the batch's red"
+        job_id = path.parent.name
+        done = job_row(stack, job_id)
+        assert done.runner is not None, "run by a Celery task, not the web's pool"
+        total += cutouts.cutout_cost(cutouts.cutouts.view_of(done))
+    assert web_available(stack, person.id) == before - total
+    assert "cutout.process" in workers.started[0].log.read_text()
+    check = ledger_check(stack)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+# --- The remove.bg API's model step on Celery ----------------------------------------------------
+
+
+def api_customer(stack: Stack, email: str) -> int:
+    person = confirmed_account(stack.db, clock, stack.settings, email)
+    with writing(stack.db) as session:
+        ledger.grant_credits(
+            session=session,
+            clock=clock,
+            account_id=person.id,
+            amount=50 * MILLI,
+            scope=LotScope.api,
+            source=LotSource.api_pack,
+            key=f"pack-{email}",
+        )
+    return person.id
+
+
+def api_available(stack: Stack, account_id: int) -> int:
+    with reading(stack.db) as session:
+        return ledger.balance(session=session, clock=clock, account_id=account_id)[
+            Wallet.api
+        ].available
+
+
+def api_holds(stack: Stack) -> list[ReservationStatus]:
+    with reading(stack.db) as session:
+        return list(
+            session.exec(select(Reservation.status).where(Reservation.key.startswith("api:"))).all()
+        )
+
+
+def api_call(stack: Stack, settings: Settings, account_id: int, image: bytes):  # type: ignore[no-untyped-def]
+    return asyncio.run(
+        api_calls.remove_background_queued(
+            db=stack.db,
+            settings=settings,
+            clock=clock,
+            limiter=RateLimiter(settings.api_megapixel_images_per_minute),
+            caller=api_calls.Caller(account_id),
+            image_data=image,
+            options=parse({"size": "full"}),
+            queue=dispatch.CeleryApiQueue(),
+        )
+    )
+
+
+def staged_calls(settings: Settings) -> list[str]:
+    return [p.name for p in settings.results_dir.glob("api-*")]
+
+
+def test_an_api_call_whose_worker_dies_mid_call_is_charged_once(
+    stack: Stack, workers: Workers
+) -> None:
+    worker = workers.start("w1")
+    account_id = api_customer(stack, "api-killed@example.com")
+    before = api_available(stack, account_id)
+    with ThreadPoolExecutor(1) as web:
+        # 12 MP: seconds of model and encoding, so the kill lands mid-call.
+        answer = web.submit(api_call, stack, stack.settings, account_id, photo(4000, 3000))
+        wait_for(
+            lambda: "cutout.api_call" in worker.log.read_text(), 120, "the worker to take the call"
+        )
+        for pid in worker.pool_children():
+            subprocess.run(["kill", "-KILL", str(pid)], check=True)
+        result = answer.result(timeout=300)
+    assert (result.exported.width, result.exported.height) == (4000, 3000)
+    assert worker.log.read_text().count("cutout.api_call[") >= 2, "delivered again after the kill"
+    assert api_available(stack, account_id) == before - result.charged
+    assert api_holds(stack) == [ReservationStatus.captured]
+    assert staged_calls(stack.settings) == []
+    check = ledger_check(stack)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_an_api_call_no_worker_answers_times_out_and_costs_nothing(stack: Stack) -> None:
+    impatient = stack.settings.model_copy(update={"reservation_timeout_seconds": 12})
+    account_id = api_customer(stack, "api-nobody@example.com")
+    before = api_available(stack, account_id)
+    with pytest.raises(dispatch.ApiCallTimedOut):
+        api_call(stack, impatient, account_id, photo(400, 300))
+    assert api_available(stack, account_id) == before
+    assert api_holds(stack) == [ReservationStatus.released]
+    assert staged_calls(stack.settings) == []

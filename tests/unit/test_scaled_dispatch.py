@@ -13,6 +13,7 @@ import io
 import json
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlmodel import select
@@ -177,6 +178,35 @@ def test_an_old_task_leaves_a_retried_job_alone(db, settings, clock, person, mon
     stale = deliver(db, settings, clock, task)  # the first attempt's message, delivered late
     assert stale.status == JobStatus.processing and stale.attempt == 1, "left to the new task"
     assert deliver(db, settings, clock, sent[0]).status == JobStatus.done
+
+
+def test_a_bulk_photos_background_colour_travels_with_its_task(db, settings, clock, person) -> None:  # type: ignore[no-untyped-def]
+    """A bulk batch's colour is part of the message (plain JSON) and the worker paints it."""
+    job = cutouts.submit_photo(
+        db=db,
+        settings=settings,
+        clock=clock,
+        account_id=person.id,
+        filename="coffee.jpg",
+        data=jpeg(photos.coffee()),
+    )
+    sent: list[DispatchedCutout] = []
+    cutouts.queue_cutout(
+        db=db,
+        settings=settings,
+        clock=clock,
+        account_id=person.id,
+        job_id=job.id,
+        send=sent.append,
+        background="#00ff00",
+    )
+    task = DispatchedCutout(**json.loads(json.dumps(asdict(sent[0]))))  # as Celery carries it
+    assert task.background == "#00ff00"
+    assert deliver(db, settings, clock, task).status == JobStatus.done
+    with Image.open(storage.file_path(settings, job.id, JobFile.cutout)) as result:
+        rgba = np.asarray(result.convert("RGBA"))
+    assert rgba[..., 3].min() == 255
+    assert 0.05 < np.all(rgba == (0, 255, 0, 255), axis=-1).mean() < 0.95
 
 
 # --- API calls with their model step on a queue (CUTOUT_JOBS=celery) ---------------------------
