@@ -43,7 +43,7 @@ def person(db, clock, settings):  # type: ignore[no-untyped-def]
     return sign_up(db, clock, settings, "queue@example.com")
 
 
-def queued(db, settings, clock, person) -> tuple[DispatchedCutout, int]:  # type: ignore[no-untyped-def]
+def queued(db, settings, clock, person, background=None) -> tuple[DispatchedCutout, int]:  # type: ignore[no-untyped-def]
     """An uploaded photo, taken and reserved by the web, its task sent to a list."""
     job = cutouts.submit_photo(
         db=db,
@@ -61,6 +61,7 @@ def queued(db, settings, clock, person) -> tuple[DispatchedCutout, int]:  # type
         account_id=person.id,
         job_id=job.id,
         send=sent.append,
+        background=background,
     )
     assert view.status == JobStatus.processing and len(sent) == 1
     return sent[0], cutouts.cutout_cost(view)
@@ -182,28 +183,11 @@ def test_an_old_task_leaves_a_retried_job_alone(db, settings, clock, person, mon
 
 def test_a_bulk_photos_background_colour_travels_with_its_task(db, settings, clock, person) -> None:  # type: ignore[no-untyped-def]
     """A bulk batch's colour is part of the message (plain JSON) and the worker paints it."""
-    job = cutouts.submit_photo(
-        db=db,
-        settings=settings,
-        clock=clock,
-        account_id=person.id,
-        filename="coffee.jpg",
-        data=jpeg(photos.coffee()),
-    )
-    sent: list[DispatchedCutout] = []
-    cutouts.queue_cutout(
-        db=db,
-        settings=settings,
-        clock=clock,
-        account_id=person.id,
-        job_id=job.id,
-        send=sent.append,
-        background="#00ff00",
-    )
-    task = DispatchedCutout(**json.loads(json.dumps(asdict(sent[0]))))  # as Celery carries it
+    sent, _ = queued(db, settings, clock, person, background="#00ff00")
+    task = DispatchedCutout(**json.loads(json.dumps(asdict(sent))))  # as Celery carries it
     assert task.background == "#00ff00"
     assert deliver(db, settings, clock, task).status == JobStatus.done
-    with Image.open(storage.file_path(settings, job.id, JobFile.cutout)) as result:
+    with Image.open(storage.file_path(settings, task.job_id, JobFile.cutout)) as result:
         rgba = np.asarray(result.convert("RGBA"))
     assert rgba[..., 3].min() == 255
     assert 0.05 < np.all(rgba == (0, 255, 0, 255), axis=-1).mean() < 0.95
