@@ -306,7 +306,7 @@ async def remove_background_queued(
         background_data=background_data,
     )
     call = dispatch.DispatchedApiCall(
-        call_id=f"api-{secrets.token_hex(16)}",
+        call_id=dispatch.new_api_call_id(),
         options=dispatch.options_to_plain(options),
         has_background=background_data is not None,
     )

@@ -14,7 +14,7 @@ from app.db import writing
 from app.services.billing import ledger
 from app.services.clock import Clock
 from app.services.identity import auth
-from app.services.jobs import bulk, cutouts
+from app.services.jobs import bulk, cutouts, dispatch
 from app.settings import Settings
 
 
@@ -27,6 +27,7 @@ class Swept:
     attempts: int
     links: int
     batches: int = 0
+    api_files: int = 0  # staged API calls' folders whose web process died mid-call
 
 
 def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
@@ -50,6 +51,7 @@ def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
         links = auth.prune_email_links(session=session, clock=clock)
     with writing(db) as session:
         batches = bulk.purge_expired(session=session, clock=clock)
+    api_files = dispatch.purge_stale_api_files(settings, now=clock.now())
     return Swept(
         results=results,
         stalled=len(stalled),
@@ -58,6 +60,7 @@ def run_housekeeping(*, db: Engine, settings: Settings, clock: Clock) -> Swept:
         attempts=attempts,
         links=links,
         batches=batches,
+        api_files=api_files,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -9,6 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from app.services.clock import FrozenClock
+from app.services.jobs import dispatch, storage
+from app.services.jobs.storage import JobFile
 from app.settings import Settings
 from app.usecases import housekeeping
 from app.usecases.housekeeping import Swept, run_housekeeping_exclusively
@@ -84,3 +87,31 @@ def test_a_worker_that_dies_mid_pass_leaves_no_lease_behind(postgres) -> None:  
         swept = run_housekeeping_exclusively(db=engine, settings=settings, clock=clock)
         time.sleep(0.1)
     assert isinstance(swept, Swept)
+
+
+def test_folders_of_api_calls_nobody_awaits_are_swept_and_nothing_else(db, settings) -> None:  # type: ignore[no-untyped-def]
+    """A web process that dies while a Celery worker runs its API call leaves the call's staged
+    folder behind; housekeeping deletes it once no wait can still be going on, and never touches
+    a fresh call's folder or a job whose id merely starts like one."""
+    clock = FrozenClock()
+    store = storage.store(settings)
+    orphan = dispatch.new_api_call_id()
+    fresh = dispatch.new_api_call_id()
+    job_like = "api-" + "x" * 28  # a job id is 32 URL-safe characters: it can start with "api-"
+    for name in (orphan, f"{orphan}-bg", fresh, job_like):
+        store.save_upload(name, original=b"photo", preview=b"")
+    stale = clock.now().timestamp() - settings.reservation_timeout_seconds - 120
+    for name in (orphan, f"{orphan}-bg", job_like):
+        for path in (store.job_dir(name), *store.job_dir(name).iterdir()):
+            os.utime(path, (stale, stale))
+    recent = clock.now().timestamp() - 5
+    for path in (store.job_dir(fresh), *store.job_dir(fresh).iterdir()):
+        os.utime(path, (recent, recent))
+
+    swept = run_housekeeping_exclusively(db=db, settings=settings, clock=clock)
+
+    assert swept is not None and swept.api_files == 2
+    assert not store.job_dir(orphan).exists()
+    assert not store.job_dir(f"{orphan}-bg").exists()
+    assert store.read(fresh, JobFile.original) == b"photo"
+    assert store.read(job_like, JobFile.original) == b"photo"

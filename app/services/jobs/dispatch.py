@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import secrets
 import time
 import weakref
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from redis import Redis
@@ -71,6 +74,34 @@ def options_from_plain(plain: dict[str, Any]) -> Options:
     values["crop_margin"] = tuple(length(v) for v in plain["crop_margin"])
     values["roi"] = tuple(length(v) for v in plain["roi"])
     return Options(**values)
+
+
+API_CALL_PREFIX = "api-"
+# A call's folders: "api-" and 32 hex digits, "-bg" for its background. Jobs' ids are 32
+# URL-safe characters, so no job's folder ever has this shape.
+_API_FOLDER = re.compile(r"api-[0-9a-f]{32}(-bg)?")
+
+
+def new_api_call_id() -> str:
+    return f"{API_CALL_PREFIX}{secrets.token_hex(16)}"
+
+
+def purge_stale_api_files(settings: Settings, *, now: datetime) -> int:
+    """Delete call folders nobody is waiting for any more (their web process died mid-call).
+
+    A live call is awaited for at most its hold's lifetime, so anything untouched for longer
+    than that (and a minute) is an orphan. Returns how many folders went.
+    """
+    store = storage.store(settings)
+    before = now - timedelta(seconds=settings.reservation_timeout_seconds + 60)
+    stale = [
+        name
+        for name in store.jobs_older_than(API_CALL_PREFIX, before)
+        if _API_FOLDER.fullmatch(name)
+    ]
+    for name in stale:
+        store.delete_job(name)
+    return len(stale)
 
 
 def _background_id(call: DispatchedApiCall) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -60,6 +61,9 @@ class ResultStore(Protocol):
     def path_for(self, job_id: str, kind: JobFile) -> Path:
         """A local file to serve from (a remote store would fetch into a local cache)."""
 
+    def jobs_older_than(self, prefix: str, before: datetime) -> list[str]:
+        """Ids starting with `prefix` whose files were last written before `before`."""
+
 
 class FolderStore:
     """Files in one folder per job, on a local disk or a share every worker mounts."""
@@ -102,6 +106,20 @@ class FolderStore:
 
     def delete_job(self, job_id: str) -> None:
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def jobs_older_than(self, prefix: str, before: datetime) -> list[str]:
+        cutoff = before.timestamp()
+        old = []
+        for folder in self.root.glob(f"{prefix}*"):
+            try:
+                newest = max(
+                    [folder.stat().st_mtime, *(f.stat().st_mtime for f in folder.iterdir())]
+                )
+            except OSError:  # deleted while we looked: nothing left to sweep
+                continue
+            if newest < cutoff:
+                old.append(folder.name)
+        return old
 
 
 @lru_cache(maxsize=8)
