@@ -1,13 +1,20 @@
 """Reserve+capture pairs per second: durable, with history, 8 accounts in parallel.
 
-Each pair is what one cut-out costs the ledger: a reserve transaction, then a capture
-transaction, each committed on its own, exactly as the app does. Before timing, every account
-gets history: dozens of lots and thousands of entries. Then one process per account (8 by
-default, like 8 app workers) charges its own account as fast as it can. Run from the
-repository root:
+Each pair is what one cut-out costs the ledger: a reserve, then a capture, each durable before
+it returns. Before timing, every account gets history: dozens of lots and thousands of entries.
+Then every account is charged as fast as it can be, in two ways, both printed:
+
+- processes: one process per account (8 by default, like 8 app worker processes), each
+  operation its own transaction and commit (`app.db.writing`);
+- threads: one process with one thread per account (like `make run`'s one process with
+  CUTOUT_WORKERS threads), operations sharing commits through `app.db.GroupCommit`: each in
+  its own savepoint, each caller answered only after the commit holding it is on disk.
+
+Run from the repository root:
 
     .venv/bin/python bench/ledger.py [--accounts 8] [--pairs 400] [--rounds 3] [--pg URL]
                                      [--sqlite-sync FULL|NORMAL] [--sqlite-only | --pg-only]
+                                     [--mode processes|threads|both]
 
 SQLite runs with `synchronous=FULL` by default, as the app does: every commit is on disk
 before it returns. TEST_DATABASE_URL is used when --pg is not given; PostgreSQL runs with its
@@ -24,6 +31,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.cli.setup import migrate  # noqa: E402
-from app.db import make_engine, writing  # noqa: E402
+from app.db import GroupCommit, make_engine, writing  # noqa: E402
 from app.models.ledger import LotScope, LotSource, Wallet  # noqa: E402
 from app.services.billing import ledger  # noqa: E402
 from app.services.clock import SystemClock  # noqa: E402
@@ -150,15 +158,73 @@ def charge(
     engine.dispose()
 
 
+def reserve_and_capture(commit: GroupCommit, clock: SystemClock, account_id: int, key: str) -> None:
+    commit.run(
+        lambda session: ledger.reserve_credits(
+            session=session,
+            clock=clock,
+            account_id=account_id,
+            wallet=Wallet.web,
+            amount=COST,
+            key=key,
+        )
+    )
+    commit.run(
+        lambda session: ledger.capture_reservation(
+            session=session, clock=clock, account_id=account_id, key=key, amount=COST
+        )
+    )
+
+
+def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[float, float, str]:
+    """All accounts from one process, a thread each, sharing commits: (seconds, CPU, batching)."""
+    engine = make_engine(url, sqlite_synchronous=sync)
+    clock = SystemClock()
+    commit = GroupCommit(engine)
+    for account_id in ids:  # connect before the clock starts
+        commit.run(lambda s, a=account_id: ledger.balance(session=s, clock=clock, account_id=a))
+    start = threading.Barrier(len(ids) + 1)
+    failures: list[BaseException] = []
+
+    def worker(account_id: int) -> None:
+        start.wait()
+        try:
+            for n in range(pairs):
+                reserve_and_capture(commit, clock, account_id, f"bench-{n}")
+        except BaseException as error:  # reported below, after the clock stops
+            failures.append(error)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    units, commits = commit.units, commit.commits
+    start.wait()
+    began, cpu = time.perf_counter(), time.process_time()
+    for thread in threads:
+        thread.join()
+    elapsed, spent = time.perf_counter() - began, time.process_time() - cpu
+    engine.dispose()
+    if failures:
+        raise SystemExit(f"a thread failed: {failures[0]!r}")
+    batching = f"{(commit.units - units) / (commit.commits - commits):.1f} operations per commit"
+    return elapsed, spent, batching
+
+
 @dataclass(frozen=True)
 class Round:
     pairs_per_second: float
     client_cpu_per_pair_ms: float
     server_cpu_per_pair_ms: float | None
+    batching: str
 
 
-def run_round(url: str, accounts: int, pairs: int, sync: str, server: bool) -> Round:
+def run_round(url: str, accounts: int, pairs: int, sync: str, server: bool, mode: str) -> Round:
     ids = prepare(url, accounts, sync)
+    if mode == "threads":
+        server_began = server_cpu_seconds() if server else 0.0
+        elapsed, cpu, batching = charge_in_threads(url, sync, ids, pairs)
+        server_spent = server_cpu_seconds() - server_began if server else None
+        return finish(url, accounts * pairs, elapsed, [cpu], server_spent, batching)
     # Forked processes, like app workers: the barrier is inherited, so all start together.
     context = multiprocessing.get_context("fork")
     start = context.Barrier(accounts + 1)
@@ -177,7 +243,17 @@ def run_round(url: str, accounts: int, pairs: int, sync: str, server: bool) -> R
         worker.join()
         if worker.exitcode:
             raise SystemExit(f"a worker failed (exit code {worker.exitcode})")
-    total = accounts * pairs
+    return finish(url, accounts * pairs, elapsed, cpus, server_spent, "1 operation per commit")
+
+
+def finish(
+    url: str,
+    total: int,
+    elapsed: float,
+    cpus: list[float],
+    server_spent: float | None,
+    batching: str,
+) -> Round:
     engine = make_engine(url)
     with writing(engine) as session:
         problems = ledger.check_ledger(session=session)
@@ -188,15 +264,16 @@ def run_round(url: str, accounts: int, pairs: int, sync: str, server: bool) -> R
         total / elapsed,
         1000 * sum(cpus) / total,
         None if server_spent is None else 1000 * server_spent / total,
+        batching,
     )
 
 
-def report(name: str, runs: list[Round], note: str) -> None:
+def report(name: str, mode: str, runs: list[Round], note: str) -> None:
     rates = sorted(r.pairs_per_second for r in runs)
     median = statistics.median(rates)
     ratio = median / TARGETS[name]
     line = (
-        f"{name:<10} median {median:6.0f} pairs/s (range {rates[0]:.0f}-{rates[-1]:.0f}, "
+        f"{name:<10} {mode:<9} median {median:6.0f} pairs/s (range {rates[0]:.0f}-{rates[-1]:.0f}, "
         f"{len(runs)} rounds), {ratio:.2f}x the {TARGETS[name]:.0f}/s target "
         + ("ok" if ratio >= 1 else "MISSED")
     )
@@ -205,7 +282,7 @@ def report(name: str, runs: list[Round], note: str) -> None:
     servers = [r.server_cpu_per_pair_ms for r in runs if r.server_cpu_per_pair_ms is not None]
     if servers:
         line += f", server CPU {statistics.median(servers):.2f} ms/pair"
-    print(f"{line}  [{note}]", flush=True)
+    print(f"{line}  [{runs[len(runs) // 2].batching}; {note}]", flush=True)
 
 
 def load() -> str:
@@ -222,6 +299,7 @@ def main() -> None:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--sqlite-only", action="store_true")
     only.add_argument("--pg-only", action="store_true")
+    parser.add_argument("--mode", default="both", choices=["processes", "threads", "both"])
     args = parser.parse_args()
     print(
         f"{args.accounts} accounts in parallel, {args.pairs} pairs each, history of "
@@ -230,15 +308,18 @@ def main() -> None:
         flush=True,
     )
 
-    if not args.pg_only:
+    modes = ["processes", "threads"] if args.mode == "both" else [args.mode]
+    for mode in modes if not args.pg_only else []:
         runs = []
         for _ in range(args.rounds):
             with tempfile.TemporaryDirectory() as tmp:
                 url = f"sqlite:///{tmp}/bench.db"
-                runs.append(run_round(url, args.accounts, args.pairs, args.sqlite_sync, False))
-        report("sqlite", runs, f"synchronous={args.sqlite_sync}, WAL; {load()}")
+                runs.append(
+                    run_round(url, args.accounts, args.pairs, args.sqlite_sync, False, mode)
+                )
+        report("sqlite", mode, runs, f"synchronous={args.sqlite_sync}, WAL; {load()}")
 
-    if args.pg and not args.sqlite_only:
+    for mode in modes if args.pg and not args.sqlite_only else []:
         runs = []
         admin = sa.create_engine(args.pg)
         sep = "&" if "?" in args.pg else "?"
@@ -248,12 +329,12 @@ def main() -> None:
                 conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
             try:
                 url = f"{args.pg}{sep}options=-csearch_path%3D{schema}"
-                runs.append(run_round(url, args.accounts, args.pairs, "FULL", True))
+                runs.append(run_round(url, args.accounts, args.pairs, "FULL", True, mode))
             finally:
                 with admin.begin() as conn:
                     conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-        report("postgresql", runs, f"fsync on, synchronous_commit on; {load()}")
+        report("postgresql", mode, runs, f"fsync on, synchronous_commit on; {load()}")
 
 
 if __name__ == "__main__":

@@ -282,11 +282,23 @@ def reserve_credits(
         wallet=wallet,
         key=key,
         amount=amount,
+        captured=0,
+        status=ReservationStatus.open,
         created_at=now,
         expires_at=now + timedelta(seconds=timeout_seconds),
     )
-    session.add(reservation)
-    session.flush()  # its id, for the entries
+    connection = session.connection()
+    reservation.id = connection.execute(
+        _INSERT_RESERVATION,
+        {
+            "account_id": account_id,
+            "wallet": wallet,
+            "key": key,
+            "amount": amount,
+            "created_at": now,
+            "expires_at": reservation.expires_at,
+        },
+    ).scalar_one()
     holds: list[tuple[int, int]] = []
     left = amount
     for lot in lots:
@@ -297,7 +309,6 @@ def reserve_credits(
         left -= take
         if not left:
             break
-    connection = session.connection()
     connection.execute(_MOVE, [{"lot": lot_id, "held": take, "spent": 0} for lot_id, take in holds])
     connection.execute(
         _INSERT_ENTRY,
@@ -958,8 +969,10 @@ def _resolve(
     reservation.status = status
     reservation.captured = captured
     reservation.resolved_at = now
-    session.add(reservation)
-    session.flush()
+    connection.execute(
+        _RESOLVE_RESERVATION,
+        {"reservation_id": rid, "status": status, "captured": captured, "resolved_at": now},
+    )
     if moves:
         connection.execute(_MOVE, moves)
     if entries:
@@ -975,24 +988,45 @@ def _require_live(reservation: Reservation, now: datetime) -> None:
         raise ReservationClosed(reservation.key, reservation.status)
 
 
+# Reservations are read and written as plain rows (Core): the ORM's loading and flushing of
+# one object cost more than the SQL of a whole charge. What callers get back is a detached
+# Reservation built from the row, never one the session tracks.
+_RESERVATION_COLUMNS = tuple(Reservation.__table__.columns)  # type: ignore[attr-defined]
 _OVERDUE = (
-    select(Reservation)
+    select(*_RESERVATION_COLUMNS)
     .where(
         Reservation.account_id == bindparam("account_id"),
         Reservation.status == ReservationStatus.open,
         col(Reservation.expires_at) <= bindparam("now"),
     )
     .order_by(col(Reservation.id))
-    .execution_options(populate_existing=True)
 )
+_INSERT_RESERVATION = insert(Reservation).returning(col(Reservation.id))
+_RESOLVE_RESERVATION = (
+    update(Reservation)
+    .where(col(Reservation.id) == bindparam("reservation_id"))
+    .values(
+        status=bindparam("status"),
+        captured=bindparam("captured"),
+        resolved_at=bindparam("resolved_at"),
+    )
+)
+
+
+def _reservation(row: Any) -> Reservation:
+    values = row._asdict()
+    values["status"] = ReservationStatus(values["status"])
+    values["wallet"] = Wallet(values["wallet"])
+    return Reservation(**values)
 
 
 def _lapse_overdue(session: Session, account_id: int, now: datetime) -> list[Reservation]:
     """Write off the account's reservations past their deadline (the caller holds its lock)."""
-    overdue = session.exec(_OVERDUE, params={"account_id": account_id, "now": now}).all()
+    params = {"account_id": account_id, "now": now}
+    overdue = [_reservation(row) for row in session.connection().execute(_OVERDUE, params)]
     for reservation in overdue:
         _resolve(session, reservation, 0, ReservationStatus.timed_out, now)
-    return list(overdue)
+    return overdue
 
 
 def _lapsed_holds(session: Session, account_id: int, now: datetime) -> dict[int, int]:
@@ -1049,10 +1083,8 @@ _ACTIVE_LOTS = (
     # Fresh values after the lock, whatever this session read before it.
     .execution_options(populate_existing=True)
 )
-_FIND_RESERVATION = (
-    select(Reservation)
-    .where(Reservation.account_id == bindparam("account_id"), Reservation.key == bindparam("key"))
-    .execution_options(populate_existing=True)
+_FIND_RESERVATION = select(*_RESERVATION_COLUMNS).where(
+    Reservation.account_id == bindparam("account_id"), Reservation.key == bindparam("key")
 )
 
 
@@ -1089,7 +1121,9 @@ def find_reservation(*, session: Session, account_id: int, key: str) -> Reservat
 
 
 def _find_reservation(session: Session, account_id: int, key: str) -> Reservation | None:
-    return session.exec(_FIND_RESERVATION, params={"account_id": account_id, "key": key}).first()
+    params = {"account_id": account_id, "key": key}
+    row = session.connection().execute(_FIND_RESERVATION, params).first()
+    return None if row is None else _reservation(row)
 
 
 def _get_reservation(session: Session, account_id: int, key: str) -> Reservation:
