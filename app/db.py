@@ -183,3 +183,9 @@ class GroupCommit:
 
 class SharedCommitFailed(RuntimeError):
     """The durable commit of a batch of units failed: none of its writes were kept."""
+
+
+@lru_cache(maxsize=8)
+def group_commit_for(engine: Engine) -> GroupCommit:
+    """The process's one GroupCommit for `engine`: threads batch only if they share it."""
+    return GroupCommit(engine)

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.cli.setup import migrate  # noqa: E402
-from app.db import GroupCommit, make_engine, writing  # noqa: E402
+from app.db import GroupCommit, group_commit_for, make_engine, writing  # noqa: E402
 from app.models.ledger import LotScope, LotSource, Wallet  # noqa: E402
 from app.services.billing import ledger  # noqa: E402
 from app.services.clock import SystemClock  # noqa: E402
@@ -180,7 +180,7 @@ def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[
     """All accounts from one process, a thread each, sharing commits: (seconds, CPU, batching)."""
     engine = make_engine(url, sqlite_synchronous=sync)
     clock = SystemClock()
-    commit = GroupCommit(engine)
+    commit = group_commit_for(engine)
     for account_id in ids:  # connect before the clock starts
         commit.run(lambda s, a=account_id: ledger.balance(session=s, clock=clock, account_id=a))
     start = threading.Barrier(len(ids) + 1)

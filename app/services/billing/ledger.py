@@ -295,6 +295,8 @@ def reserve_credits(
             "wallet": wallet,
             "key": key,
             "amount": amount,
+            "captured": 0,
+            "status": ReservationStatus.open,
             "created_at": now,
             "expires_at": reservation.expires_at,
         },
