@@ -8,16 +8,12 @@ mode and never waits for a writer.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session, create_engine
-
-T = TypeVar("T")
 
 # Execution option carried by connections of writing units of work.
 WRITE_OPTION = "cutout_writes"
@@ -109,83 +105,3 @@ def reading(engine: Engine) -> Iterator[Session]:
 def _refuse_flush(session: Session, _context: object, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
         raise ReadOnlyUnitOfWork("changes made in a reading unit of work; open it with writing()")
-
-
-class GroupCommit:
-    """Units of work from many threads of one process sharing one durable commit.
-
-    Each unit runs in its own SAVEPOINT of a transaction shared with the units that arrive
-    while it is open, so a unit that fails is rolled back alone. Units run one at a time (as
-    every writer does on SQLite anyway). After its unit, a caller waits until the shared
-    transaction has committed: whoever gets there first commits everything done so far,
-    with one fsync, while the others queue behind it and form the next batch. So nobody gets
-    an answer before its writes are on disk, and if that commit fails every unit in the batch
-    raises. Meant for short units without outside calls, such as a charge's reserve or capture.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = _writer(engine)
-        self._lock = threading.Lock()  # the shared transaction, one unit or commit at a time
-        self._session: Session | None = None
-        self._batch = 0  # number of the open (or next) shared transaction
-        self._committed = -1  # the last batch known to be on disk
-        self._failed: dict[int, BaseException] = {}  # batches whose commit failed
-        self.commits = 0
-        self.units = 0
-
-    def run(self, unit: Callable[[Session], T]) -> T:
-        """Run `unit(session)` in its own savepoint; return its result once it is durable."""
-        with self._lock:
-            if self._session is None:
-                self._session = Session(self._engine, expire_on_commit=False)
-            session, batch = self._session, self._batch
-            savepoint = session.begin_nested()
-            failure: BaseException | None = None
-            try:
-                result = unit(session)
-                savepoint.commit()
-            except BaseException as error:
-                savepoint.rollback()
-                failure = error
-            self.units += 1
-        try:
-            # A failed unit commits the batch too: nothing may keep the shared transaction
-            # (and SQLite's write lock) open while no caller is left to commit it.
-            self._commit_through(batch)
-        finally:
-            if failure is not None:
-                raise failure
-        return result
-
-    def _commit_through(self, batch: int) -> None:
-        with self._lock:
-            if batch == self._batch and self._session is not None:
-                session, self._session = self._session, None
-                self._batch += 1
-                try:
-                    session.commit()
-                except BaseException as error:
-                    self._failed[batch] = error
-                    session.rollback()
-                    raise
-                finally:
-                    session.close()
-                self._committed = batch
-                self.commits += 1
-                # A failed batch's callers look it up once; keep only recent ones.
-                for old in [b for b in self._failed if b < batch - 1000]:
-                    del self._failed[old]
-            elif batch in self._failed:
-                raise SharedCommitFailed("the commit shared with other units failed") from (
-                    self._failed[batch]
-                )
-
-
-class SharedCommitFailed(RuntimeError):
-    """The durable commit of a batch of units failed: none of its writes were kept."""
-
-
-@lru_cache(maxsize=8)
-def group_commit_for(engine: Engine) -> GroupCommit:
-    """The process's one GroupCommit for `engine`: threads batch only if they share it."""
-    return GroupCommit(engine)

@@ -7,8 +7,7 @@ Then every account is charged as fast as it can be, in two ways, both printed:
 - processes: one process per account (8 by default, like 8 app worker processes), each
   operation its own transaction and commit (`app.db.writing`);
 - threads: one process with one thread per account (like `make run`'s one process with
-  CUTOUT_WORKERS threads), operations sharing commits through `app.db.GroupCommit`: each in
-  its own savepoint, each caller answered only after the commit holding it is on disk.
+  CUTOUT_WORKERS threads), each operation its own transaction and commit as well.
 
 Run from the repository root:
 
@@ -43,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from app.cli.setup import migrate  # noqa: E402
-from app.db import GroupCommit, group_commit_for, make_engine, writing  # noqa: E402
+from app.db import make_engine, writing  # noqa: E402
 from app.models.ledger import LotScope, LotSource, Wallet  # noqa: E402
 from app.services.billing import ledger  # noqa: E402
 from app.services.clock import SystemClock  # noqa: E402
@@ -158,9 +157,9 @@ def charge(
     engine.dispose()
 
 
-def reserve_and_capture(commit: GroupCommit, clock: SystemClock, account_id: int, key: str) -> None:
-    commit.run(
-        lambda session: ledger.reserve_credits(
+def reserve_and_capture(engine: sa.Engine, clock: SystemClock, account_id: int, key: str) -> None:
+    with writing(engine) as session:
+        ledger.reserve_credits(
             session=session,
             clock=clock,
             account_id=account_id,
@@ -168,21 +167,19 @@ def reserve_and_capture(commit: GroupCommit, clock: SystemClock, account_id: int
             amount=COST,
             key=key,
         )
-    )
-    commit.run(
-        lambda session: ledger.capture_reservation(
+    with writing(engine) as session:
+        ledger.capture_reservation(
             session=session, clock=clock, account_id=account_id, key=key, amount=COST
         )
-    )
 
 
 def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[float, float, str]:
-    """All accounts from one process, a thread each, sharing commits: (seconds, CPU, batching)."""
+    """All accounts from one process, a thread each: (seconds, CPU, batching)."""
     engine = make_engine(url, sqlite_synchronous=sync)
     clock = SystemClock()
-    commit = group_commit_for(engine)
     for account_id in ids:  # connect before the clock starts
-        commit.run(lambda s, a=account_id: ledger.balance(session=s, clock=clock, account_id=a))
+        with writing(engine) as session:
+            ledger.balance(session=session, clock=clock, account_id=account_id)
     start = threading.Barrier(len(ids) + 1)
     failures: list[BaseException] = []
 
@@ -190,14 +187,13 @@ def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[
         start.wait()
         try:
             for n in range(pairs):
-                reserve_and_capture(commit, clock, account_id, f"bench-{n}")
+                reserve_and_capture(engine, clock, account_id, f"bench-{n}")
         except BaseException as error:  # reported below, after the clock stops
             failures.append(error)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in ids]
     for thread in threads:
         thread.start()
-    units, commits = commit.units, commit.commits
     start.wait()
     began, cpu = time.perf_counter(), time.process_time()
     for thread in threads:
@@ -206,8 +202,7 @@ def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[
     engine.dispose()
     if failures:
         raise SystemExit(f"a thread failed: {failures[0]!r}")
-    batching = f"{(commit.units - units) / (commit.commits - commits):.1f} operations per commit"
-    return elapsed, spent, batching
+    return elapsed, spent, "1 operation per commit"
 
 
 @dataclass(frozen=True)
