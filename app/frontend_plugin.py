@@ -81,6 +81,11 @@ class CutoutThemePlugin(RadixThemesPlugin):
 # A Radix Themes component's own class (`rt-Button`, `rt-SelectContent`): its code writes the
 # name literally, so a name absent from every built script is a component no page can show.
 COMPONENT_CLASS = re.compile(r"rt-[A-Z][A-Za-z]*")
+# A Radix class for one breakpoint (`.md\:rt-r-size-8` in the sheet): Radix writes it only for a
+# prop given a value at that breakpoint, as a literal object key (`size:{initial:"7",md:"8"}`)
+# in a page script, since Cutout passes no breakpoint values from the backend.
+BREAKPOINT_CLASS = re.compile(r"\.(xs|sm|md|lg|xl)\\:")
+BREAKPOINT_KEY = re.compile(r"[{,](xs|sm|md|lg|xl):")
 # Blocks whose contents are rules again (the rest, like @font-face and @keyframes, stay whole).
 NESTING_AT_RULES = ("@media", "@supports", "@layer", "@container")
 
@@ -134,26 +139,43 @@ def _top_level_split(selectors: str) -> list[str]:
     return parts
 
 
-def _can_match(selector: str, used: set[str]) -> bool:
-    # Only classes outside :is()/:where()/:not() must exist: inside, one of a list may do.
-    outside = re.sub(r"\([^()]*(?:\([^()]*\)[^()]*)*\)", "", selector)
-    return all(name in used for name in COMPONENT_CLASS.findall(outside))
+INNERMOST_GROUP = re.compile(r"(:not)?\(([^()]*)\)")
 
 
-def prune_unused_components(css: str, used: set[str]) -> str:
-    """The style sheet without the rules for Radix components that no built script renders."""
+def _required(selector: str) -> str:
+    """The part of a selector every matching element must carry: `:where(.a.b)` requires .a
+    and .b, while `:is(.a, .b)` requires neither alone and `:not(.a)` requires no .a."""
+    while True:
+        reduced = INNERMOST_GROUP.sub(
+            lambda m: "" if m[1] or "," in m[2] else " " + m[2] + " ", selector
+        )
+        if reduced == selector:
+            return selector
+        selector = reduced
+
+
+def _can_match(selector: str, used: set[str], breakpoints: set[str]) -> bool:
+    outside = _required(selector)
+    return all(name in used for name in COMPONENT_CLASS.findall(outside)) and all(
+        point in breakpoints for point in BREAKPOINT_CLASS.findall(outside)
+    )
+
+
+def prune_unused_components(css: str, used: set[str], breakpoints: set[str]) -> str:
+    """The style sheet without the rules for Radix components that no built script renders,
+    nor for breakpoints no script gives a value at."""
     out = []
     for prelude, body in _blocks(css):
         if body is None:
             out.append(prelude)
         elif prelude.startswith(NESTING_AT_RULES):
-            inner = prune_unused_components(body, used)
+            inner = prune_unused_components(body, used, breakpoints)
             if inner.strip() or prelude.startswith("@layer"):
                 out.append(f"{prelude}{{{inner}}}")
         elif prelude.startswith("@") or "{" in body:
             out.append(f"{prelude}{{{body}}}")
         else:
-            kept = [s for s in _top_level_split(prelude) if _can_match(s, used)]
+            kept = [s for s in _top_level_split(prelude) if _can_match(s, used, breakpoints)]
             if kept:
                 out.append(f"{','.join(kept)}{{{body}}}")
     return "".join(out)
@@ -183,10 +205,15 @@ def page_scripts(static_dir: Path) -> set[Path]:
 
 
 def prune_built_styles(static_dir: Path) -> None:
-    """Rewrite the built style sheets in place, keeping only components the pages can show."""
+    """Rewrite the built style sheets in place, keeping only components and breakpoints the
+    pages can use."""
     used: set[str] = set()
+    breakpoints: set[str] = set()
     for source in [*page_scripts(static_dir), *static_dir.rglob("*.html")]:
-        used.update(COMPONENT_CLASS.findall(source.read_text(encoding="utf-8")))
+        text = source.read_text(encoding="utf-8")
+        used.update(COMPONENT_CLASS.findall(text))
+        if source.suffix == ".js":
+            breakpoints.update(BREAKPOINT_KEY.findall(text))
     for sheet in (static_dir / "assets").glob("*.css"):
         css = sheet.read_text(encoding="utf-8")
-        sheet.write_text(prune_unused_components(css, used), encoding="utf-8")
+        sheet.write_text(prune_unused_components(css, used, breakpoints), encoding="utf-8")

@@ -15,6 +15,7 @@ from app.frontend_plugin import (
     without_backend_component_loader,
 )
 
+EVERY_BREAKPOINT = {"xs", "sm", "md", "lg", "xl"}
 SHEET = (
     "@layer a,b;"
     '@font-face{font-family:X;src:url("a{b}.woff2")}'
@@ -31,7 +32,7 @@ SHEET = (
 
 
 def test_pruning_keeps_used_components_and_everything_that_is_not_a_component() -> None:
-    pruned = prune_unused_components(SHEET, {"rt-Button"})
+    pruned = prune_unused_components(SHEET, {"rt-Button"}, EVERY_BREAKPOINT)
     assert pruned == (
         "@layer a,b;"
         '@font-face{font-family:X;src:url("a{b}.woff2")}'
@@ -48,7 +49,18 @@ def test_pruning_keeps_used_components_and_everything_that_is_not_a_component() 
 def test_pruning_with_every_component_used_changes_nothing() -> None:
     every = {"rt-Button", "rt-DataListRoot", "rt-DataListItem", "rt-DataListLabel"}
     every.add("rt-DataListValue")
-    assert prune_unused_components(SHEET, every) == SHEET
+    assert prune_unused_components(SHEET, every, EVERY_BREAKPOINT) == SHEET
+
+
+def test_pruning_drops_the_classes_of_breakpoints_no_script_gives_a_value_at() -> None:
+    sheet = (
+        "@media (width>=520px){.xs\\:rt-r-gap-3{gap:3px}}"
+        "@media (width>=1280px){:where(.rt-Button.lg\\:rt-r-size-2) .x{width:1px}}"
+        ".rt-r-gap-3{gap:3px}"
+    )
+    assert prune_unused_components(sheet, {"rt-Button"}, {"xs"}) == (
+        "@media (width>=520px){.xs\\:rt-r-gap-3{gap:3px}}.rt-r-gap-3{gap:3px}"
+    )
 
 
 def write(path: Path, text: str) -> None:
@@ -65,7 +77,10 @@ def test_the_built_sheet_keeps_what_page_scripts_render_not_what_only_a_lazy_chu
         assets / "manifest-1.js",
         'window.__reactRouterManifest={"routes":{"a":{"module":"/assets/route-1.js"}}}',
     )
-    write(assets / "page-1.js", 'import{a}from"./shared-1.js";const c=`rt-Button`;')
+    write(
+        assets / "page-1.js",
+        'import{a}from"./shared-1.js";const c=`rt-Button`,g={gap:{initial:`2`,xs:`3`}};',
+    )
     write(assets / "shared-1.js", 'export const a="rt-DataListRoot";')
     write(assets / "route-1.js", 'const l=()=>import("./lazy-1.js");const c="rt-DataListItem";')
     write(assets / "lazy-1.js", 'const c="rt-DataListLabel rt-DataListValue";')
@@ -78,6 +93,7 @@ def test_the_built_sheet_keeps_what_page_scripts_render_not_what_only_a_lazy_chu
     assert ".rt-DataListRoot{display:grid}" in sheet
     assert ".rt-Button,.rt-DataListItem{margin:0}" in sheet
     assert "rt-DataListLabel" not in sheet and "rt-DataListValue" not in sheet
+    assert ".xs\\:rt-r-gap-3{gap:3px}" in sheet  # the only breakpoint a script gives
 
 
 def test_generated_files_it_edits_are_recognised_or_the_build_stops() -> None:
