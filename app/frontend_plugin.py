@@ -4,6 +4,7 @@ components Cutout's pages use, and every icon in one file instead of one request
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,32 @@ def prune_built_styles(static_dir: Path) -> None:
         used.update(COMPONENT_CLASS.findall(text))
         if source.suffix == ".js":
             breakpoints.update(BREAKPOINT_KEY.findall(text))
+    changed = set()
     for sheet in (static_dir / "assets").glob("*.css"):
         css = sheet.read_text(encoding="utf-8")
-        sheet.write_text(prune_unused_components(css, used, breakpoints), encoding="utf-8")
+        pruned = prune_unused_components(css, used, breakpoints)
+        if pruned != css:
+            sheet.write_text(pruned, encoding="utf-8")
+            changed.add(sheet)
+    rename_rewritten(static_dir, changed)
+
+
+def rename_rewritten(static_dir: Path, changed: set[Path]) -> None:
+    """Files under assets/ are cached for a year under names that stand for their content: a
+    file rewritten after the build gets its new content's digest in its name, and every page
+    and script naming it is updated, which renames those scripts in turn (the style sheet ->
+    the root script -> React Router's manifest -> the pages). Otherwise a browser would keep an
+    earlier release's sheet, pruned for other pages, under the same name."""
+    assets = static_dir / "assets"
+    todo = set(changed)
+    while todo:
+        old = todo.pop()
+        digest = hashlib.sha256(old.read_bytes()).hexdigest()[:8]
+        new = old.rename(old.with_name(f"{old.stem}-{digest}{old.suffix}"))
+        for text in [*assets.glob("*.js"), *static_dir.rglob("*.html")]:
+            content = text.read_text(encoding="utf-8")
+            if old.name in content:
+                text.write_text(content.replace(old.name, new.name), encoding="utf-8")
+                # React Router's manifest names itself: renamed once, not for each rewrite.
+                if text.parent == assets and text != new:
+                    todo.add(text)

@@ -3,6 +3,7 @@ the components no built page script renders; the generated files it edits are re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,11 +90,49 @@ def test_the_built_sheet_keeps_what_page_scripts_render_not_what_only_a_lazy_chu
     names = {script.name for script in page_scripts(tmp_path)}
     assert names == {"page-1.js", "shared-1.js", "route-1.js"}
     prune_built_styles(tmp_path)
-    sheet = (assets / "styles-1.css").read_text()
+    sheet = next(assets.glob("styles-1-*.css")).read_text()
     assert ".rt-DataListRoot{display:grid}" in sheet
     assert ".rt-Button,.rt-DataListItem{margin:0}" in sheet
     assert "rt-DataListLabel" not in sheet and "rt-DataListValue" not in sheet
     assert ".xs\\:rt-r-gap-3{gap:3px}" in sheet  # the only breakpoint a script gives
+
+
+def test_a_pruned_sheet_and_every_script_naming_it_get_new_names_pages_follow(
+    tmp_path: Path,
+) -> None:
+    assets = tmp_path / "assets"
+    write(assets / "styles-A.css", SHEET)
+    write(assets / "root-B.js", 'const l="/assets/styles-A.css",c=`rt-Button`;')
+    write(
+        assets / "manifest-C.js",
+        'm={"url":"/assets/manifest-C.js","root":{"module":"/assets/root-B.js"}}',
+    )
+    write(assets / "other-D.js", "const untouched=1;")
+    write(
+        tmp_path / "index.html",
+        '<link href="/assets/styles-A.css"/><link href="/assets/manifest-C.js"/>'
+        '<link rel="modulepreload" href="/assets/root-B.js"/>',
+    )
+    prune_built_styles(tmp_path)
+
+    names = sorted(path.name for path in assets.iterdir())
+    assert "other-D.js" in names and len(names) == 4
+    assert not {"styles-A.css", "root-B.js", "manifest-C.js"} & set(names)
+    page = (tmp_path / "index.html").read_text()
+    for name in names:
+        if name != "other-D.js":
+            assert f"/assets/{name}" in page
+    # Every name a page or script mentions is a file that exists.
+    mentioned = set(ASSET_NAME.findall(page))
+    for script in assets.glob("*.js"):
+        mentioned |= set(ASSET_NAME.findall(script.read_text()))
+    assert mentioned <= set(names)
+    assert all(name.count("-") <= 2 for name in names)  # renamed once each
+    sheet = next(assets.glob("*.css")).read_text()
+    assert ".rt-DataListRoot{display:grid}" not in sheet and ".rt-Button{color:red}" in sheet
+
+
+ASSET_NAME = re.compile(r"/assets/([\w.-]+)")
 
 
 def test_generated_files_it_edits_are_recognised_or_the_build_stops() -> None:
