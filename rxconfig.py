@@ -3,6 +3,7 @@
 import reflex as rx
 
 from app.api.client import allowed_origins
+from app.frontend_plugin import CutoutThemePlugin
 from app.settings import get_settings
 
 settings = get_settings()
@@ -17,10 +18,14 @@ config = rx.Config(
     # Behind a reverse proxy, the client address Reflex reports (and sign-in throttles use).
     trusted_proxy_hops=settings.trusted_proxy_hops,
     plugins=[
-        rx.plugins.RadixThemesPlugin(
-            theme=rx.theme(appearance="light", accent_color="violet", radius="large")
-        )
+        CutoutThemePlugin(theme=rx.theme(appearance="light", accent_color="violet", radius="large"))
     ],
+    # Built once with the frontend, served by file: brotli where the browser takes it (HTTPS
+    # and localhost), gzip everywhere else.
+    frontend_compression_formats=["brotli", "gzip"],
+    # No page builds components in the backend, so no page needs every component library's
+    # whole namespace up front (all of Radix Themes, every icon) just in case one arrives.
+    frontend_lazy_bundled_libraries=True,
     disable_plugins=[rx.plugins.SitemapPlugin],
     # With Redis, every web worker keeps the tabs' state there, so any of them can serve a tab.
     redis_url=settings.redis_url or None,

@@ -148,10 +148,17 @@ def lighthouse(page_url: str, cookie: str | None) -> dict:
     if cookie:
         command.append("--extra-headers=" + json.dumps({"Cookie": cookie}))
     env = dict(os.environ, CHROME_PATH=CHROME)
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
-    return json.loads(done.stdout)
+    # Lighthouse's first navigation on a cold Chromium sometimes stops with NO_NAVSTART (its
+    # own trace lost the navigation start); that run measured nothing, so try it again.
+    for _ in range(3):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        if done.returncode == 0:
+            return json.loads(done.stdout)
+        # Lighthouse exits non-zero on a runtime error, after printing the report.
+        if "NO_NAVSTART" not in done.stderr + done.stdout:
+            raise RuntimeError(done.stderr[-2000:])
+        print(f"    {page_url}: Lighthouse stopped on NO_NAVSTART, trying again", file=sys.stderr)
+    raise RuntimeError(f"Lighthouse stopped on NO_NAVSTART three times on {page_url}")
 
 
 def failing_audits(report: dict, category: str) -> list[str]:
@@ -172,6 +179,9 @@ def main() -> int:
     parser.add_argument("--password", default=PASSWORD)
     parser.add_argument("--job", default="", help="with --url: a job id for /editor/<job>")
     parser.add_argument("--why", action="store_true", help="list the audits that lose points")
+    parser.add_argument(
+        "--save", type=Path, help="write each run's full JSON report into this folder"
+    )
     args = parser.parse_args()
     if not LIGHTHOUSE.is_file():
         sys.exit("Lighthouse is not installed: run `make lighthouse-tools` first.")
@@ -203,6 +213,11 @@ def main() -> int:
             reports = [
                 lighthouse(target, cookie if needs_session else None) for _ in range(args.runs)
             ]
+            if args.save:
+                args.save.mkdir(parents=True, exist_ok=True)
+                name = path.strip("/").split("/")[0] or "home"
+                for number, report in enumerate(reports, 1):
+                    (args.save / f"{name}-{number}.json").write_text(json.dumps(report))
             cells = []
             for category in CATEGORIES:
                 scores = [round(r["categories"][category]["score"] * 100) for r in reports]

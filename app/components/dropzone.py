@@ -32,12 +32,12 @@ def describe_rejections(rejected: rx.Var) -> rx.Var:
     return items.map(describe)
 
 
-def _label_file_input(component: rx.Component, label: str) -> None:
+def label_file_input(component: rx.Component, label: str) -> None:
     """react-dropzone's hidden file input gets a name for screen readers (and Lighthouse)."""
     for child in component.children:
         if getattr(child, "type", None) is not None and str(child.type).strip('"') == "file":
             child.custom_attrs["aria-label"] = label
-        _label_file_input(child, label)
+        label_file_input(child, label)
 
 
 def dropzone(
@@ -81,5 +81,5 @@ def dropzone(
         cursor="pointer",
         background_color="var(--accent-a2)",
     )
-    _label_file_input(zone, "Choose a photo")
+    label_file_input(zone, "Choose a photo")
     return zone

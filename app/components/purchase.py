@@ -57,12 +57,24 @@ def purchase_feedback() -> rx.Component:
         ),
         rx.cond(
             PurchaseState.purchase_outcome != "",
-            rx.callout(
-                PurchaseState.purchase_outcome,
-                icon=rx.cond(PurchaseState.purchase_succeeded, "circle-check", "info"),
-                color_scheme=rx.cond(PurchaseState.purchase_succeeded, "green", "blue"),
-                role="status",
-                width="100%",
+            # Two fixed icons, not one named by a var: a var's name pulls in lucide's
+            # DynamicIcon, a 240 KB map of every icon, on every page showing this.
+            rx.cond(
+                PurchaseState.purchase_succeeded,
+                rx.callout(
+                    PurchaseState.purchase_outcome,
+                    icon="circle-check",
+                    color_scheme="green",
+                    role="status",
+                    width="100%",
+                ),
+                rx.callout(
+                    PurchaseState.purchase_outcome,
+                    icon="info",
+                    color_scheme="blue",
+                    role="status",
+                    width="100%",
+                ),
             ),
         ),
     )

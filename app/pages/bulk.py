@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.components.dropzone import accept_images, describe_rejections
+from app.components.dropzone import accept_images, describe_rejections, label_file_input
 from app.components.purchase import purchase_feedback, top_up_offer
 from app.components.shell import page_shell
 from app.services.billing.entitlements import PlanCatalog
@@ -24,7 +24,7 @@ PHASE_COLOURS = {
 
 
 def _drop_zone(max_bytes: int, max_files: int) -> rx.Component:
-    return rx.upload(
+    zone = rx.upload(
         rx.vstack(
             rx.icon("images", size=36, color="var(--accent-9)"),
             rx.text(f"Drop up to {max_files} photos here", size="4", weight="bold"),
@@ -55,6 +55,8 @@ def _drop_zone(max_bytes: int, max_files: int) -> rx.Component:
         cursor="pointer",
         background_color="var(--accent-a2)",
     )
+    label_file_input(zone, "Choose photos")
+    return zone
 
 
 def _swatch(label: str, colour: str) -> rx.Component:

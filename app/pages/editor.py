@@ -95,7 +95,7 @@ def _fix_panel() -> rx.Component:
             aria_labelledby="brush-size-label",
         ),
         rx.divider(),
-        rx.heading("AI Cut", size="3", as_="h3"),
+        rx.heading("AI Cut", size="3", as_="h2"),
         rx.text(
             "Draw a box around the subject, or strokes on what to keep or remove, then apply. "
             "Charged once per photo when you export.",

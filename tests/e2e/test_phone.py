@@ -5,6 +5,7 @@ up, errors land where the person looks, and a wrong address gets a 404 page to m
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 import pytest
 from PIL import Image
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.e2e
 DEVICES = ["Pixel 7", "iPhone 13"]
 NARROW = {"viewport": {"width": 320, "height": 640}, "is_mobile": True, "has_touch": True}
 # Pages on every build; /editor, /bulk and /api join the list when they are on this build.
+TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 PUBLIC_PAGES = ["/", "/pricing", "/signin", "/signup", "/forgot", "/no-such-page"]
 
 
@@ -57,8 +59,23 @@ def settle(page: Page) -> None:
     expect(page.locator("[aria-busy=true]")).to_have_count(0, timeout=30_000)
 
 
+def open_editor_on_a_new_cutout(page: Page, base_url: str, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """A real cutout of the signed-in person, opened in the editor; returns the editor's path."""
+    page.goto(base_url)
+    upload(page, photo_file(tmp_path))
+    page.get_by_role("button", name=re.compile(r"Remove background ·")).click(timeout=60_000)
+    page.get_by_role("link", name="Open in editor").click(timeout=120_000)
+    expect(page).to_have_url(re.compile(r"/editor/[^/]+$"), timeout=30_000)
+    expect(page.get_by_role("heading", name=re.compile("^Edit "))).to_be_visible(timeout=30_000)
+    # The photo itself, at its own size, is what could push the page wider than the screen.
+    expect(page.locator("#editor-after")).to_have_attribute(
+        "src", re.compile(r"preview\.webp"), timeout=60_000
+    )
+    return urlparse(page.url).path
+
+
 @pytest.mark.parametrize("device", [*DEVICES, "320 px"])
-def test_no_page_scrolls_sideways(live_app, playwright_browser, device: str) -> None:  # type: ignore[no-untyped-def]
+def test_no_page_scrolls_sideways(live_app, playwright_browser, device: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     context = device_context(playwright_browser, device)
     page = context.new_page()
     wide = {}
@@ -74,16 +91,29 @@ def test_no_page_scrolls_sideways(live_app, playwright_browser, device: str) -> 
     page.get_by_label("Key name").fill("A key with a rather long name for a phone")
     page.get_by_role("button", name="Create key").click()
     expect(page.get_by_label("Your new key")).to_have_value(re.compile("^co_"), timeout=30_000)
-    signed_in_pages = ["/account", "/pricing", "/", "/editor", "/bulk", "/api"]
+    editor = open_editor_on_a_new_cutout(page, live_app.url, tmp_path)
+    signed_in_pages = ["/account", "/pricing", "/", editor, "/bulk", "/api"]
     for path in signed_in_pages:
-        if path != "/account":
-            page.goto(live_app.url + path)
+        page.goto(live_app.url + path)
         settle(page)
+        shown = "editor" if path == editor else slug(path)  # one file per page, not per job
         page.screenshot(
-            path=str(ARTIFACTS / f"phone-{slug(device)}-signed-in-{slug(path)}.png"),
+            path=str(ARTIFACTS / f"phone-{slug(device)}-signed-in-{shown}.png"),
             full_page=True,
         )
         wide["signed in " + path] = sideways_overflow(page)
+    # The editor (photo, tool rows, tabs) across the whole range of phone widths.
+    page.goto(live_app.url + editor)
+    expect(page.locator("#editor-after")).to_have_attribute(
+        "src", re.compile(r"preview\.webp"), timeout=60_000
+    )
+    settle(page)
+    height = page.viewport_size["height"]
+    for width in (320, 360, 390, 412, 430):
+        page.set_viewport_size({"width": width, "height": height})
+        # Two animation frames: the resize has been laid out.
+        page.evaluate(TWO_FRAMES)
+        wide[f"editor at {width} px"] = sideways_overflow(page)
     context.close()
     assert {path: px for path, px in wide.items() if px > 0} == {}
 

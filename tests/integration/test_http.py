@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 import uuid
@@ -221,3 +222,23 @@ def test_a_wrong_upload_handler_name_gets_a_4xx(live_app) -> None:  # type: igno
         assert 400 <= answer.status_code < 500, (handler, answer.status_code)
         assert "Traceback" not in answer.text and "UploadValueError" not in answer.text
     assert httpx.get(live_app.url + "/ping").status_code == 200
+
+
+def test_page_scripts_and_styles_arrive_compressed_and_cached_for_good(live_app) -> None:  # type: ignore[no-untyped-def]
+    page = httpx.get(live_app.url + "/").text
+    assets = re.findall(r'href="(/assets/[^"]+\.(?:js|css))"', page)
+    sheet = next(a for a in assets if a.endswith(".css"))
+    script = next(a for a in assets if a.endswith(".js"))
+    plain = httpx.get(live_app.url + sheet, headers={"Accept-Encoding": "identity"})
+    for asset in (sheet, script):
+        # A browser over HTTPS (or on localhost) takes brotli; any other takes gzip.
+        br = httpx.get(live_app.url + asset, headers={"Accept-Encoding": "gzip, deflate, br"})
+        gz = httpx.get(live_app.url + asset, headers={"Accept-Encoding": "gzip, deflate"})
+        assert br.headers["content-encoding"] == "br"
+        assert gz.headers["content-encoding"] == "gzip"
+        assert int(br.headers["content-length"]) < int(gz.headers["content-length"])
+        assert br.headers["cache-control"] == "public, max-age=31536000, immutable"
+    # The sheet still styles what the pages show, without the components none of them use.
+    assert "content-encoding" not in plain.headers
+    assert ".rt-Button" in plain.text and ".rt-SelectTrigger" in plain.text
+    assert ".rt-DataListRoot" not in plain.text and ".rt-SegmentedControlRoot" not in plain.text

@@ -1,0 +1,146 @@
+"""The production build's trimming: the style sheet keeps every rule a page can use and loses
+the components no built page script renders; the generated files it edits are recognised."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from app.frontend_plugin import (
+    page_scripts,
+    prune_built_styles,
+    prune_unused_components,
+    with_chunk_groups,
+    without_backend_component_loader,
+)
+
+EVERY_BREAKPOINT = {"xs", "sm", "md", "lg", "xl"}
+SHEET = (
+    "@layer a,b;"
+    '@font-face{font-family:X;src:url("a{b}.woff2")}'
+    ".rt-Button{color:red}"
+    ".rt-DataListRoot{display:grid}"
+    ".rt-Button,.rt-DataListItem{margin:0}"
+    ".rt-r-size-2{font-size:2px}"
+    ":where(.rt-DataListRoot,.rt-Button) .x{padding:0}"
+    "@media (min-width:520px){.xs\\:rt-r-gap-3{gap:3px}.rt-DataListLabel{width:1px}}"
+    "@media (min-width:768px){.rt-DataListValue{width:2px}}"
+    "@keyframes rt-spin{from{opacity:0}to{opacity:1}}"
+    "@supports (color:color(display-p3 1 1 1)){.rt-Button{color:blue}}"
+)
+
+
+def test_pruning_keeps_used_components_and_everything_that_is_not_a_component() -> None:
+    pruned = prune_unused_components(SHEET, {"rt-Button"}, EVERY_BREAKPOINT)
+    assert pruned == (
+        "@layer a,b;"
+        '@font-face{font-family:X;src:url("a{b}.woff2")}'
+        ".rt-Button{color:red}"
+        ".rt-Button{margin:0}"
+        ".rt-r-size-2{font-size:2px}"
+        ":where(.rt-DataListRoot,.rt-Button) .x{padding:0}"
+        "@media (min-width:520px){.xs\\:rt-r-gap-3{gap:3px}}"
+        "@keyframes rt-spin{from{opacity:0}to{opacity:1}}"
+        "@supports (color:color(display-p3 1 1 1)){.rt-Button{color:blue}}"
+    )
+
+
+def test_pruning_with_every_component_used_changes_nothing() -> None:
+    every = {"rt-Button", "rt-DataListRoot", "rt-DataListItem", "rt-DataListLabel"}
+    every.add("rt-DataListValue")
+    assert prune_unused_components(SHEET, every, EVERY_BREAKPOINT) == SHEET
+
+
+def test_pruning_drops_the_classes_of_breakpoints_no_script_gives_a_value_at() -> None:
+    sheet = (
+        "@media (width>=520px){.xs\\:rt-r-gap-3{gap:3px}}"
+        "@media (width>=1280px){:where(.rt-Button.lg\\:rt-r-size-2) .x{width:1px}}"
+        ".rt-r-gap-3{gap:3px}"
+    )
+    assert prune_unused_components(sheet, {"rt-Button"}, {"xs"}) == (
+        "@media (width>=520px){.xs\\:rt-r-gap-3{gap:3px}}.rt-r-gap-3{gap:3px}"
+    )
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_the_built_sheet_keeps_what_page_scripts_render_not_what_only_a_lazy_chunk_does(
+    tmp_path: Path,
+) -> None:
+    assets = tmp_path / "assets"
+    write(tmp_path / "index.html", '<link rel="modulepreload" href="/assets/page-1.js"/>')
+    write(
+        assets / "manifest-1.js",
+        'window.__reactRouterManifest={"routes":{"a":{"module":"/assets/route-1.js"}}}',
+    )
+    write(
+        assets / "page-1.js",
+        'import{a}from"./shared-1.js";const c=`rt-Button`,g={gap:{initial:`2`,xs:`3`}};',
+    )
+    write(assets / "shared-1.js", 'export const a="rt-DataListRoot";')
+    write(assets / "route-1.js", 'const l=()=>import("./lazy-1.js");const c="rt-DataListItem";')
+    write(assets / "lazy-1.js", 'const c="rt-DataListLabel rt-DataListValue";')
+    write(assets / "styles-1.css", SHEET)
+
+    names = {script.name for script in page_scripts(tmp_path)}
+    assert names == {"page-1.js", "shared-1.js", "route-1.js"}
+    prune_built_styles(tmp_path)
+    sheet = next(assets.glob("styles-1-*.css")).read_text()
+    assert ".rt-DataListRoot{display:grid}" in sheet
+    assert ".rt-Button,.rt-DataListItem{margin:0}" in sheet
+    assert "rt-DataListLabel" not in sheet and "rt-DataListValue" not in sheet
+    assert ".xs\\:rt-r-gap-3{gap:3px}" in sheet  # the only breakpoint a script gives
+
+
+def test_a_pruned_sheet_and_every_script_naming_it_get_new_names_pages_follow(
+    tmp_path: Path,
+) -> None:
+    assets = tmp_path / "assets"
+    write(assets / "styles-A.css", SHEET)
+    write(assets / "root-B.js", 'const l="/assets/styles-A.css",c=`rt-Button`;')
+    write(
+        assets / "manifest-C.js",
+        'm={"url":"/assets/manifest-C.js","root":{"module":"/assets/root-B.js"}}',
+    )
+    write(assets / "other-D.js", "const untouched=1;")
+    write(
+        tmp_path / "index.html",
+        '<link href="/assets/styles-A.css"/><link href="/assets/manifest-C.js"/>'
+        '<link rel="modulepreload" href="/assets/root-B.js"/>',
+    )
+    prune_built_styles(tmp_path)
+
+    names = sorted(path.name for path in assets.iterdir())
+    assert "other-D.js" in names and len(names) == 4
+    assert not {"styles-A.css", "root-B.js", "manifest-C.js"} & set(names)
+    page = (tmp_path / "index.html").read_text()
+    for name in names:
+        if name != "other-D.js":
+            assert f"/assets/{name}" in page
+    # Every name a page or script mentions is a file that exists.
+    mentioned = set(ASSET_NAME.findall(page))
+    for script in assets.glob("*.js"):
+        mentioned |= set(ASSET_NAME.findall(script.read_text()))
+    assert mentioned <= set(names)
+    assert all(name.count("-") <= 2 for name in names)  # renamed once each
+    sheet = next(assets.glob("*.css")).read_text()
+    assert ".rt-DataListRoot{display:grid}" not in sheet and ".rt-Button{color:red}" in sheet
+
+
+ASSET_NAME = re.compile(r"/assets/([\w.-]+)")
+
+
+def test_generated_files_it_edits_are_recognised_or_the_build_stops() -> None:
+    vite = "output: {\n  codeSplitting: {\n    groups: [\n      { test: /env.json/ },\n"
+    assert "lucide-react" in with_chunk_groups(vite)
+    root = 'const loaders = {\n    "@radix-ui/themes": () => import("@radix-ui/themes"),\n  };'
+    assert "import(" not in without_backend_component_loader(root)
+    with pytest.raises(RuntimeError, match="Reflex changed"):
+        with_chunk_groups("export default {}")
+    with pytest.raises(RuntimeError, match="Reflex changed"):
+        without_backend_component_loader("const loaders = {};")
