@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +19,16 @@ from app.cli.setup import migrate
 from app.db import make_engine
 from app.services.clock import FrozenClock
 from app.settings import Settings
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: in a full run, Playwright's session fixture keeps an
+    event loop running on the main thread, where asyncio.run refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO / "data" / "models"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import numpy as np
@@ -18,16 +17,9 @@ from app.services.jobs.bulk import BatchNotFound, Phase
 from app.services.jobs.storage import JobFile, file_path
 from app.usecases import bulk, operator
 from app.usecases.housekeeping import run_housekeeping
-from tests.conftest import confirmed_account
+from tests.conftest import confirmed_account, run_async
 
 PHOTOS = ("astronaut", "chelsea", "coffee")  # each under 1 MP: 0.5 credits apiece
-
-
-def run_async(coroutine):  # type: ignore[no-untyped-def]
-    """asyncio.run on a thread of its own: in a full run, Playwright's session fixture keeps an
-    event loop running on the main thread, where asyncio.run refuses to start another."""
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
 
 
 def jpeg(name: str) -> bytes:

@@ -31,6 +31,7 @@ from app.services.jobs import dispatch, storage
 from app.services.jobs.dispatch import DispatchedApiCall, DispatchedCutout
 from app.services.jobs.storage import JobFile
 from app.usecases import api_calls, cutouts
+from tests.conftest import run_async
 from tests.unit.test_charging import jpeg, photos, sign_up
 
 
@@ -244,7 +245,7 @@ def with_api_credits(db, clock, person, amount: int) -> None:  # type: ignore[no
 
 
 def queued_call(db, settings, clock, person, queue, **fields):  # type: ignore[no-untyped-def]
-    return asyncio.run(
+    return run_async(
         api_calls.remove_background_queued(
             db=db,
             settings=settings,
