@@ -123,6 +123,22 @@ def prepare(url: str, accounts: int, sync: str) -> list[int]:
     return ids
 
 
+def reserve_and_capture(engine: sa.Engine, clock: SystemClock, account_id: int, key: str) -> None:
+    with writing(engine) as session:
+        ledger.reserve_credits(
+            session=session,
+            clock=clock,
+            account_id=account_id,
+            wallet=Wallet.web,
+            amount=COST,
+            key=key,
+        )
+    with writing(engine) as session:
+        ledger.capture_reservation(
+            session=session, clock=clock, account_id=account_id, key=key, amount=COST
+        )
+
+
 def charge(
     url: str,
     sync: str,
@@ -139,38 +155,9 @@ def charge(
     start.wait()
     cpu = time.process_time()
     for n in range(pairs):
-        key = f"bench-{n}"
-        with writing(engine) as session:
-            ledger.reserve_credits(
-                session=session,
-                clock=clock,
-                account_id=account_id,
-                wallet=Wallet.web,
-                amount=COST,
-                key=key,
-            )
-        with writing(engine) as session:
-            ledger.capture_reservation(
-                session=session, clock=clock, account_id=account_id, key=key, amount=COST
-            )
+        reserve_and_capture(engine, clock, account_id, f"bench-{n}")
     results.put(time.process_time() - cpu)
     engine.dispose()
-
-
-def reserve_and_capture(engine: sa.Engine, clock: SystemClock, account_id: int, key: str) -> None:
-    with writing(engine) as session:
-        ledger.reserve_credits(
-            session=session,
-            clock=clock,
-            account_id=account_id,
-            wallet=Wallet.web,
-            amount=COST,
-            key=key,
-        )
-    with writing(engine) as session:
-        ledger.capture_reservation(
-            session=session, clock=clock, account_id=account_id, key=key, amount=COST
-        )
 
 
 def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[float, float, str]:
