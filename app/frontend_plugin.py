@@ -1,10 +1,12 @@
 """How the production frontend is bundled: Radix Themes' style sheet with only the colours and
-components Cutout's pages use, and every icon in one file instead of one request per icon."""
+components Cutout's pages use, every icon in one file instead of one request per icon, and
+prerendered pages that paint before their scripts load."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ class CutoutThemePlugin(RadixThemesPlugin):
         # Before Reflex compresses the output, so the .br/.gz files hold the pruned sheet.
         super().post_build(**context)
         prune_built_styles(context["static_dir"])
+        paint_before_scripts(context["static_dir"])
 
 
 # A Radix Themes component's own class (`rt-Button`, `rt-SelectContent`): its code writes the
@@ -244,3 +247,80 @@ def rename_rewritten(static_dir: Path, changed: set[Path]) -> None:
                 # React Router's manifest names itself: renamed once, not for each rewrite.
                 if text.parent == assets and text != new:
                     todo.add(text)
+
+
+# React Router's <Scripts/>: a modulepreload link per script the page needs, and the module
+# that imports the route modules and starts the entry (hydration), both written by the build.
+MODULE_PRELOAD = re.compile(r'<link rel="modulepreload" href="(/assets/[\w.-]+\.js)"/>')
+ENTRY_MODULE = re.compile(r'<script type="module" async="">(.*?)</script>', re.S)
+MANIFEST = re.compile(r"window\.__reactRouterManifest=(\{.*\});?\s*$", re.S)
+SPA_FALLBACK = "__spa-fallback.html"
+
+# Takes the place of the entry module, as a classic script: after the page's first paint (a
+# frame, then a task), it adds the preloads and the module. A hidden tab never paints, so it
+# starts at once. Same element at the same place, so hydration still matches the tree.
+START_AFTER_PAINT = (
+    "(function(p,m){{function s(){{p.forEach(function(h){{var l=document.createElement('link');"
+    "l.rel='modulepreload';l.href=h;document.head.appendChild(l)}});"
+    "var e=document.createElement('script');e.type='module';e.textContent=m;"
+    "document.body.appendChild(e)}}"
+    "document.visibilityState==='hidden'?s():requestAnimationFrame(function(){{setTimeout(s)}})"
+    "}})({preloads},{module});"
+)
+
+
+def start_scripts_after_paint(html: str) -> str:
+    """A prerendered page whose scripts start after its first paint: the module scripts of a
+    page (about 220 KB on every page) no longer stand between a phone and the page's text,
+    which the HTML already holds; they load while it is read, then the page hydrates."""
+    entry = ENTRY_MODULE.search(html)
+    if entry is None:
+        raise RuntimeError(
+            "a prerendered page has no React Router entry module: Reflex changed its build, "
+            "update app/frontend_plugin.py"
+        )
+    preloads = MODULE_PRELOAD.findall(html)
+    starter = START_AFTER_PAINT.format(preloads=json.dumps(preloads), module=json.dumps(entry[1]))
+    html = html[: entry.start()] + f"<script>{starter}</script>" + html[entry.end() :]
+    return MODULE_PRELOAD.sub("", html)
+
+
+def with_dynamic_route_preloads(html: str, manifest: dict[str, Any]) -> str:
+    """The SPA fallback (the page for the routes with a parameter, like /editor/<job>, that
+    cannot be prerendered) shows nothing until its route module runs: preload those routes'
+    modules with the rest, rather than discovering them one import after another."""
+    known = set(MODULE_PRELOAD.findall(html))
+    wanted: list[str] = []
+    for route in manifest["routes"].values():
+        if ":" in (route.get("path") or ""):
+            for script in [route["module"], *route.get("imports", [])]:
+                if script not in known and script not in wanted:
+                    wanted.append(script)
+    links = "".join(f'<link rel="modulepreload" href="{script}"/>' for script in wanted)
+    last = list(MODULE_PRELOAD.finditer(html))
+    if not last:
+        raise RuntimeError(
+            "the SPA fallback has no modulepreload links: Reflex changed its build, "
+            "update app/frontend_plugin.py"
+        )
+    at = last[-1].end()
+    return html[:at] + links + html[at:]
+
+
+def paint_before_scripts(static_dir: Path) -> None:
+    """Rewrite the built pages in place: prerendered pages start their scripts after their
+    first paint; the SPA fallback, which has nothing to paint before its scripts run, fetches
+    all of them at once."""
+    manifests = list((static_dir / "assets").glob("manifest-*.js"))
+    for page in static_dir.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        if page.name == SPA_FALLBACK:
+            if len(manifests) != 1 or not (found := MANIFEST.match(manifests[0].read_text())):
+                raise RuntimeError(
+                    "no single React Router manifest: Reflex changed its build, "
+                    "update app/frontend_plugin.py"
+                )
+            html = with_dynamic_route_preloads(html, json.loads(found[1]))
+        else:
+            html = start_scripts_after_paint(html)
+        page.write_text(html, encoding="utf-8")

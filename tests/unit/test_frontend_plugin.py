@@ -1,17 +1,22 @@
 """The production build's trimming: the style sheet keeps every rule a page can use and loses
-the components no built page script renders; the generated files it edits are recognised."""
+the components no built page script renders; prerendered pages paint before their scripts
+load; the generated files it edits are recognised."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.frontend_plugin import (
     page_scripts,
+    paint_before_scripts,
     prune_built_styles,
     prune_unused_components,
+    start_scripts_after_paint,
     with_chunk_groups,
     without_backend_component_loader,
 )
@@ -144,3 +149,128 @@ def test_generated_files_it_edits_are_recognised_or_the_build_stops() -> None:
         with_chunk_groups("export default {}")
     with pytest.raises(RuntimeError, match="Reflex changed"):
         without_backend_component_loader("const loaders = {};")
+    with pytest.raises(RuntimeError, match="Reflex changed"):
+        start_scripts_after_paint("<html><body><main>Plans</main></body></html>")
+
+
+ENTRY = (
+    'import "/assets/manifest-M.js";\n'
+    'import * as route0 from "/assets/root-R.js";\n'
+    'window.__reactRouterRouteModules = {"root":route0};\n'
+    'import("/assets/entry.client-E.js");'
+)
+PRERENDERED = (
+    "<html><head><title>Pricing</title>"
+    '<link rel="modulepreload" href="/assets/manifest-M.js"/>'
+    '<link rel="modulepreload" href="/assets/root-R.js"/>'
+    '<link rel="stylesheet" href="/assets/styles-S.css"/></head>'
+    "<body><main>Plans</main>"
+    f'<script type="module" async="">{ENTRY}</script>'
+    "<script>$RC(1)</script></body></html>"
+)
+FALLBACK = (
+    '<html><head><link rel="modulepreload" href="/assets/manifest-M.js"/>'
+    '<link rel="modulepreload" href="/assets/root-R.js"/></head>'
+    f'<body><script type="module" async="">{ENTRY}</script></body></html>'
+)
+MANIFEST_JS = (
+    "window.__reactRouterManifest="
+    + json.dumps(
+        {
+            "entry": {"module": "/assets/entry.client-E.js", "imports": []},
+            "routes": {
+                "root": {"path": "", "module": "/assets/root-R.js", "imports": ["/assets/x-X.js"]},
+                "routes/[pricing]._index": {"path": "pricing", "module": "/assets/pricing-P.js"},
+                "routes/[editor].$[editor_job]._index": {
+                    "path": "editor/:editor_job",
+                    "module": "/assets/editor-D.js",
+                    "imports": ["/assets/root-R.js", "/assets/canvas-C.js"],
+                },
+            },
+        }
+    )
+    + ";"
+)
+
+# What a browser does with the page, in Node: the page's classic scripts run, frames and
+# tasks fire in order, and `document` records what gets added and when.
+BROWSER = """
+const events = [], frames = [], tasks = [];
+const made = (tag) => ({tag});
+global.document = {
+  visibilityState: process.argv[3],
+  createElement: made,
+  head: {appendChild: (e) => events.push(["head", e.rel, e.href])},
+  body: {appendChild: (e) => events.push(["body", e.type, e.textContent])},
+};
+global.requestAnimationFrame = (f) => { events.push(["frame requested"]); frames.push(f); };
+global.setTimeout = (f) => { tasks.push(f); };
+for (const m of require("fs").readFileSync(process.argv[2], "utf8")
+       .matchAll(/<script>(.*?)<\\/script>/gs)) {
+  if (!m[1].startsWith("$RC")) eval(m[1]);
+}
+events.push(["parsed"]);
+while (frames.length || tasks.length) {
+  if (frames.length) { frames.shift()(); events.push(["painted"]); }
+  else tasks.shift()();
+}
+console.log(JSON.stringify(events));
+"""
+
+
+def run_page(tmp_path: Path, page: Path, visibility: str) -> list[list[str]]:
+    browser = tmp_path / "browser.js"
+    browser.write_text(BROWSER)
+    node = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "node"
+    done = subprocess.run(
+        [str(node), str(browser), str(page), visibility],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def built_site(tmp_path: Path) -> Path:
+    site = tmp_path / "client"
+    write(site / "pricing" / "index.html", PRERENDERED)
+    write(site / "__spa-fallback.html", FALLBACK)
+    write(site / "assets" / "manifest-M.js", MANIFEST_JS)
+    paint_before_scripts(site)
+    return site
+
+
+def test_a_prerendered_page_requests_no_script_before_its_first_paint(tmp_path: Path) -> None:
+    site = built_site(tmp_path)
+    page = (site / "pricing" / "index.html").read_text()
+    assert "modulepreload" not in page.split("<body>")[0]
+    assert 'type="module"' not in page
+    assert "<main>Plans</main>" in page and page.endswith("<script>$RC(1)</script></body></html>")
+
+    events = run_page(tmp_path, site / "pricing" / "index.html", "visible")
+    assert events[:3] == [["frame requested"], ["parsed"], ["painted"]]
+    # After the paint: every preload the page had, then the very module the build wrote.
+    assert events[3:] == [
+        ["head", "modulepreload", "/assets/manifest-M.js"],
+        ["head", "modulepreload", "/assets/root-R.js"],
+        ["body", "module", ENTRY],
+    ]
+
+
+def test_a_hidden_tab_never_paints_so_its_page_starts_at_once(tmp_path: Path) -> None:
+    site = built_site(tmp_path)
+    events = run_page(tmp_path, site / "pricing" / "index.html", "hidden")
+    assert events[-2:] == [["body", "module", ENTRY], ["parsed"]]
+
+
+def test_the_spa_fallback_preloads_the_modules_of_routes_with_a_parameter(
+    tmp_path: Path,
+) -> None:
+    site = built_site(tmp_path)
+    page = (site / "__spa-fallback.html").read_text()
+    preloads = re.findall(r'rel="modulepreload" href="([^"]+)"', page)
+    assert preloads == [
+        "/assets/manifest-M.js",
+        "/assets/root-R.js",
+        "/assets/editor-D.js",
+        "/assets/canvas-C.js",
+    ]
+    assert f'<script type="module" async="">{ENTRY}</script>' in page
