@@ -256,16 +256,19 @@ ENTRY_MODULE = re.compile(r'<script type="module" async="">(.*?)</script>', re.S
 MANIFEST = re.compile(r"window\.__reactRouterManifest=(\{.*\});?\s*$", re.S)
 SPA_FALLBACK = "__spa-fallback.html"
 
+PRELOADS_ID = "module-preloads"
+
 # Takes the place of the entry module, as a classic script: after the page's first paint (a
-# frame, then a task), it adds the preloads and the module. A hidden tab never paints, so it
-# starts at once. Same element at the same place, so hydration still matches the tree.
+# frame, then a task) it makes the preloads live (a <template>'s links fetch nothing) and adds
+# the module. A hidden tab never paints, so it starts at once. It is the same element at the
+# same place, and the template is gone before hydration, so React finds the tree it rendered.
 START_AFTER_PAINT = (
-    "(function(p,m){{function s(){{p.forEach(function(h){{var l=document.createElement('link');"
-    "l.rel='modulepreload';l.href=h;document.head.appendChild(l)}});"
+    "(function(m){{function s(){{var t=document.getElementById('{preloads_id}');"
+    "if(t){{document.head.appendChild(t.content);t.remove()}}"
     "var e=document.createElement('script');e.type='module';e.textContent=m;"
     "document.body.appendChild(e)}}"
     "document.visibilityState==='hidden'?s():requestAnimationFrame(function(){{setTimeout(s)}})"
-    "}})({preloads},{module});"
+    "}})({module});"
 )
 
 
@@ -274,15 +277,17 @@ def start_scripts_after_paint(html: str) -> str:
     page (about 220 KB on every page) no longer stand between a phone and the page's text,
     which the HTML already holds; they load while it is read, then the page hydrates."""
     entry = ENTRY_MODULE.search(html)
-    if entry is None:
+    links = list(MODULE_PRELOAD.finditer(html))
+    if entry is None or not links:
         raise RuntimeError(
-            "a prerendered page has no React Router entry module: Reflex changed its build, "
-            "update app/frontend_plugin.py"
+            "a prerendered page has no React Router entry module or preloads: Reflex changed "
+            "its build, update app/frontend_plugin.py"
         )
-    preloads = MODULE_PRELOAD.findall(html)
-    starter = START_AFTER_PAINT.format(preloads=json.dumps(preloads), module=json.dumps(entry[1]))
+    starter = START_AFTER_PAINT.format(preloads_id=PRELOADS_ID, module=json.dumps(entry[1]))
     html = html[: entry.start()] + f"<script>{starter}</script>" + html[entry.end() :]
-    return MODULE_PRELOAD.sub("", html)
+    inert = "".join(link[0] for link in links)
+    html = MODULE_PRELOAD.sub("", html, count=len(links) - 1)
+    return MODULE_PRELOAD.sub(lambda _: f'<template id="{PRELOADS_ID}">{inert}</template>', html)
 
 
 def with_dynamic_route_preloads(html: str, manifest: dict[str, Any]) -> str:

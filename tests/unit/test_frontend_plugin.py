@@ -193,20 +193,26 @@ MANIFEST_JS = (
 )
 
 # What a browser does with the page, in Node: the page's classic scripts run, frames and
-# tasks fire in order, and `document` records what gets added and when.
+# tasks fire in order, and `document` records what gets added and when. A <template>'s links
+# are only recorded once its content is put into the document.
 BROWSER = """
+const html = require("fs").readFileSync(process.argv[2], "utf8");
 const events = [], frames = [], tasks = [];
-const made = (tag) => ({tag});
+const template = html.match(/<template id="([^"]+)">(.*?)<\\/template>/s);
 global.document = {
   visibilityState: process.argv[3],
-  createElement: made,
-  head: {appendChild: (e) => events.push(["head", e.rel, e.href])},
+  createElement: (tag) => ({tag}),
+  getElementById: (id) => template && id === template[1] ? {
+    content: [...template[2].matchAll(/<link rel="(\\w+)" href="([^"]+)"/g)]
+      .map((m) => ({rel: m[1], href: m[2]})),
+    remove: () => events.push(["template removed"]),
+  } : null,
+  head: {appendChild: (c) => c.forEach((e) => events.push(["head", e.rel, e.href]))},
   body: {appendChild: (e) => events.push(["body", e.type, e.textContent])},
 };
 global.requestAnimationFrame = (f) => { events.push(["frame requested"]); frames.push(f); };
 global.setTimeout = (f) => { tasks.push(f); };
-for (const m of require("fs").readFileSync(process.argv[2], "utf8")
-       .matchAll(/<script>(.*?)<\\/script>/gs)) {
+for (const m of html.matchAll(/<script>(.*?)<\\/script>/gs)) {
   if (!m[1].startsWith("$RC")) eval(m[1]);
 }
 events.push(["parsed"]);
@@ -241,8 +247,10 @@ def built_site(tmp_path: Path) -> Path:
 def test_a_prerendered_page_requests_no_script_before_its_first_paint(tmp_path: Path) -> None:
     site = built_site(tmp_path)
     page = (site / "pricing" / "index.html").read_text()
-    assert "modulepreload" not in page.split("<body>")[0]
-    assert 'type="module"' not in page
+    # Outside the inert template, no preload and no module: nothing to fetch but the sheet.
+    outside = re.sub(r"<template.*?</template>", "", page, flags=re.S)
+    assert "modulepreload" not in outside.split("<body>")[0]
+    assert 'type="module"' not in outside
     assert "<main>Plans</main>" in page and page.endswith("<script>$RC(1)</script></body></html>")
 
     events = run_page(tmp_path, site / "pricing" / "index.html", "visible")
@@ -251,6 +259,7 @@ def test_a_prerendered_page_requests_no_script_before_its_first_paint(tmp_path: 
     assert events[3:] == [
         ["head", "modulepreload", "/assets/manifest-M.js"],
         ["head", "modulepreload", "/assets/root-R.js"],
+        ["template removed"],
         ["body", "module", ENTRY],
     ]
 
@@ -258,6 +267,7 @@ def test_a_prerendered_page_requests_no_script_before_its_first_paint(tmp_path: 
 def test_a_hidden_tab_never_paints_so_its_page_starts_at_once(tmp_path: Path) -> None:
     site = built_site(tmp_path)
     events = run_page(tmp_path, site / "pricing" / "index.html", "hidden")
+    assert events[0] == ["head", "modulepreload", "/assets/manifest-M.js"]
     assert events[-2:] == [["body", "module", ENTRY], ["parsed"]]
 
 
