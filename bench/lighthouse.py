@@ -171,6 +171,26 @@ def failing_audits(report: dict, category: str) -> list[str]:
     return out
 
 
+# Lighthouse's simulated (slow 4G, 4x slower CPU) metrics behind the performance score.
+METRICS = {
+    "first-contentful-paint": "FCP",
+    "largest-contentful-paint": "LCP",
+    "total-blocking-time": "TBT",
+    "speed-index": "SI",
+}
+
+
+def metric_medians(reports: list[dict]) -> str:
+    """The median of each metric over the runs, in ms (TBT moves most with the machine's load)."""
+    return (
+        ", ".join(
+            f"{short} {statistics.median(r['audits'][audit]['numericValue'] for r in reports):.0f}"
+            for audit, short in METRICS.items()
+        )
+        + " ms"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -178,7 +198,11 @@ def main() -> int:
     parser.add_argument("--email", help="with --url: an account to sign in as")
     parser.add_argument("--password", default=PASSWORD)
     parser.add_argument("--job", default="", help="with --url: a job id for /editor/<job>")
-    parser.add_argument("--why", action="store_true", help="list the audits that lose points")
+    parser.add_argument(
+        "--why",
+        action="store_true",
+        help="print the metrics (median) and list the audits that lose points",
+    )
     parser.add_argument(
         "--save", type=Path, help="write each run's full JSON report into this folder"
     )
@@ -227,10 +251,12 @@ def main() -> int:
                 )
             print(f"{shown:<22}" + "".join(cells), flush=True)
             if args.why:
+                print("    " + metric_medians(reports))
                 for category in CATEGORIES:
                     for line in failing_audits(reports[-1], category):
                         print(f"    {category}: {line}")
         print("goals: performance >= 90, accessibility / best-practices / seo >= 95 (! = below)")
+        print(f"load at the end {os.getloadavg()}")
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
