@@ -70,8 +70,15 @@ def is_writing(session: Session) -> bool:
 
 def require_writing(session: Session) -> None:
     """Refuse a write in a reading unit: on SQLite it would run without the write lock."""
-    if not is_writing(session):
+    writing_connection(session)
+
+
+def writing_connection(session: Session) -> Connection:
+    """The connection of a unit of work opened with `writing`; a reading unit is refused."""
+    connection = session.connection()
+    if not connection.get_execution_options().get(WRITE_OPTION):
         raise ReadOnlyUnitOfWork("this operation writes; open the unit of work with writing()")
+    return connection
 
 
 @lru_cache(maxsize=16)
