@@ -8,11 +8,13 @@ mode and never waits for a writer.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 # Execution option carried by connections of writing units of work.
@@ -49,10 +51,13 @@ def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> En
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             # Writers take the write lock up front; readers read a WAL snapshot and never block.
-            if conn.get_execution_options().get(WRITE_OPTION):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.exec_driver_sql("BEGIN")
+            begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN"
+            # On the driver itself: every unit of work begins, and SQLAlchemy's execution
+            # machinery cost more than the statement. Its errors keep SQLAlchemy's classes.
+            try:
+                conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+            except sqlite3.Error as error:
+                raise DBAPIError.instance(begin, (), error, sqlite3.Error) from error
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

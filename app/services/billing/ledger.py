@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session, col, select
 
 from app.db import require_writing, writing_connection
@@ -321,16 +322,17 @@ def reserve_credits(
                 for lot_id, take in holds
             ],
         )
-    return Reservation(
+    return _detached(
         id=reservation_id,
         account_id=account_id,
-        wallet=wallet,
+        wallet=Wallet(wallet),
         key=key,
         amount=amount,
         captured=0,
         status=ReservationStatus.open,
         created_at=now,
         expires_at=expires_at,
+        resolved_at=None,
     )
 
 
@@ -998,7 +1000,7 @@ def _require_live(reservation: Reservation, now: datetime) -> None:
 def _reservation(db: Driver, row: tuple[Any, ...]) -> Reservation:
     """A detached Reservation from a row: callers get values, never an object the session tracks."""
     rid, account_id, wallet, key, amount, captured, status, created, expires, resolved = row
-    return Reservation(
+    return _detached(
         id=rid,
         account_id=account_id,
         wallet=Wallet(wallet),
@@ -1010,6 +1012,21 @@ def _reservation(db: Driver, row: tuple[Any, ...]) -> Reservation:
         expires_at=db.time(expires),
         resolved_at=db.time(resolved),
     )
+
+
+_RESERVATIONS = manager_of_class(Reservation)
+
+
+def _detached(**values: Any) -> Reservation:
+    """A Reservation of every column's value, built as the ORM builds the rows it loads.
+
+    Reservation(**values) assigns each attribute through SQLModel's and SQLAlchemy's events,
+    which cost more than a charge's SQL; the object is the same, and no session tracks it.
+    """
+    reservation: Reservation = _RESERVATIONS.new_instance()
+    reservation.__dict__.update(values)
+    object.__setattr__(reservation, "__pydantic_fields_set__", set(values))
+    return reservation
 
 
 def _lapse_overdue(db: Driver, account_id: int, now: datetime) -> list[Reservation]:
