@@ -259,18 +259,30 @@ def reserve_credits(
     _require_positive(amount, "reservation")
     db = Driver(writing_connection(session))
     scopes = tuple(scope.value for scope in SCOPES_OF_WALLET[wallet])
+    # PostgreSQL reads the clock as the request leaves, before the account's lock is granted:
+    # the plain case is then one call of ledger_reserve. Otherwise (it declined) the general
+    # path below runs in the same transaction, with the same time.
+    now = clock.now()
+    expires_at = now + timedelta(seconds=timeout_seconds)
+    at, until, wallet_name = db.db_time(now), db.db_time(expires_at), Wallet(wallet).value
+    lots: list[tuple[Any, ...]] | None = None
     if db.postgres:
-        # Lock, lookup and lots in one round trip; the clock is read once the lock is held.
-        locked, found, candidates = db.pipelined(
+        if sources is None:
+            made = db.rows(
+                db.sql.reserve_plainly,
+                (account_id, wallet_name, key, amount, list(scopes), at, until),
+            )
+            if made:
+                return _reservation(db, made[0])
+        # Lock, lookup and lots in one round trip.
+        locked, found, lots = db.pipelined(
             (db.sql.lock_account, (account_id,)),
             (db.sql.find_reservation, (account_id, key)),
-            (db.sql.free_lots, (account_id, *scopes)),
+            (db.sql.free_lots, (account_id, *scopes, at, at)),
         )
         if not locked:
             raise AccountNotFound(account_id)
-        now = clock.now()
     else:
-        now = clock.now()
         found = db.rows(db.sql.find_reservation, (account_id, key))
     if found:
         existing = _reservation(db, found[0])
@@ -280,22 +292,22 @@ def reserve_credits(
             )
         _require_live(existing, now)
         return existing
-    lots = _in_force(candidates, now) if db.postgres else _free_lots(db, account_id, scopes, now)
+    if lots is None:
+        lots = _free_lots(db, account_id, scopes, now)
     # Holds past their deadline are free again now, not when the sweeper next runs. With
     # nothing held there is nothing to lapse, and the hot path skips the query.
     if any(lot[3] for lot in lots) and _lapse_overdue(db, account_id, now):
         lots = _free_lots(db, account_id, scopes, now)
     if sources is not None:
         lots = [lot for lot in lots if lot[1] in sources]
-    available = sum(remaining - reserved for _, _, remaining, reserved, *_ in lots)
+    available = sum(remaining - reserved for _, _, remaining, reserved in lots)
     if available < amount:
         if not lots and not db.postgres:  # PostgreSQL's lock has already found the account
             _require_account(db, account_id)  # an unknown account says so, not "0 available"
         raise InsufficientCredits(wallet=wallet, available=available, needed=amount)
-    expires_at = now + timedelta(seconds=timeout_seconds)
     holds: list[tuple[int, int]] = []  # (lot, amount held), in draw order
     left = amount
-    for lot_id, _, remaining, reserved, *_ in lots:
+    for lot_id, _, remaining, reserved in lots:
         take = min(left, remaining - reserved)
         if take <= 0:
             continue
@@ -303,25 +315,17 @@ def reserve_credits(
         left -= take
         if not left:
             break
-    at, until, wallet_name = db.db_time(now), db.db_time(expires_at), Wallet(wallet).value
-    if db.postgres:
-        lot_ids, takes = [lot_id for lot_id, _ in holds], [take for _, take in holds]
-        reservation_id = db.rows(
-            db.sql.reserve,
-            (account_id, wallet_name, key, amount, at, until, lot_ids, takes, account_id, key, at),
-        )[0][0]
-    else:
-        reservation_id = db.run(
-            db.sql.insert_reservation, (account_id, wallet_name, key, amount, at, until)
-        ).lastrowid
-        db.many(db.sql.move, [(take, 0, lot_id) for lot_id, take in holds])
-        db.many(
-            db.sql.insert_entry,
-            [
-                (account_id, lot_id, reservation_id, EntryKind.hold.value, take, key, at)
-                for lot_id, take in holds
-            ],
-        )
+    reservation_id = db.rows(
+        db.sql.insert_reservation, (account_id, wallet_name, key, amount, at, until)
+    )[0][0]
+    db.many(db.sql.move, [(take, 0, lot_id) for lot_id, take in holds])
+    db.many(
+        db.sql.insert_entry,
+        [
+            (account_id, lot_id, reservation_id, EntryKind.hold.value, take, key, at)
+            for lot_id, take in holds
+        ],
+    )
     return _detached(
         id=reservation_id,
         account_id=account_id,
@@ -346,6 +350,10 @@ def capture_reservation(
     """
     _require_positive(amount, "capture")
     db = Driver(writing_connection(session))
+    if db.postgres:
+        resolved = _resolve_plainly(db, clock, account_id, key, amount, ReservationStatus.captured)
+        if resolved is not None:
+            return resolved
     reservation, holds = _reservation_and_holds(db, account_id, key)
     if reservation.status == ReservationStatus.captured:
         if reservation.captured != amount:
@@ -371,6 +379,10 @@ def release_reservation(
 ) -> Reservation:
     """Hand everything back, e.g. when processing failed. A lapsed hold is already free."""
     db = Driver(writing_connection(session))
+    if db.postgres:
+        resolved = _resolve_plainly(db, clock, account_id, key, 0, ReservationStatus.released)
+        if resolved is not None:
+            return resolved
     reservation, holds = _reservation_and_holds(db, account_id, key)
     if reservation.status == ReservationStatus.released:
         return reservation
@@ -964,23 +976,6 @@ def _resolve(
     reservation.captured = captured
     reservation.resolved_at = now
     at = db.db_time(now)
-    if db.postgres:
-        columns = [list(column) for column in zip(*entries, strict=True)] if entries else [[]] * 6
-        db.run(
-            db.sql.resolve,
-            (
-                status.value,
-                captured,
-                at,
-                rid,
-                [lot for _, _, lot in moves],
-                [held for held, _, _ in moves],
-                [spent for _, spent, _ in moves],
-                at,
-                *columns,
-            ),
-        )
-        return
     db.run(db.sql.resolve_reservation, (status.value, captured, at, rid))
     if moves:
         db.many(db.sql.move, moves)
@@ -1067,6 +1062,21 @@ def _lock_account(session: Session, account_id: int) -> None:
         raise AccountNotFound(account_id)
 
 
+def _resolve_plainly(
+    db: Driver,
+    clock: Clock,
+    account_id: int,
+    key: str,
+    captured: int,
+    status: ReservationStatus,
+) -> Reservation | None:
+    """PostgreSQL: a live reservation resolved in one call of ledger_resolve, or None when the
+    case is not plain (unknown, closed, lapsed, too small): the general path then says why."""
+    params = (account_id, key, captured, status.value, db.db_time(clock.now()))
+    resolved = db.rows(db.sql.resolve_plainly, params)
+    return _reservation(db, resolved[0]) if resolved else None
+
+
 def _require_account(db: Driver, account_id: int) -> None:
     if not db.rows(db.sql.lock_account, (account_id,)):
         raise AccountNotFound(account_id)
@@ -1116,15 +1126,8 @@ def _free_lots(
     db: Driver, account_id: int, scopes: tuple[str, ...], now: datetime
 ) -> list[tuple[Any, ...]]:
     """The wallet's active lots with credits in them, in draw order, as plain rows
-    (id, source, remaining, reserved, issued_at, expires_at)."""
-    if db.postgres:
-        return _in_force(db.rows(db.sql.free_lots, (account_id, *scopes)), now)
+    (id, source, remaining, reserved)."""
     return db.rows(db.sql.free_lots, (account_id, *scopes, db.db_time(now), db.db_time(now)))
-
-
-def _in_force(lots: list[tuple[Any, ...]], now: datetime) -> list[tuple[Any, ...]]:
-    """PostgreSQL's lot rows, read before the clock, narrowed to the lots active at `now`."""
-    return [lot for lot in lots if lot[4] <= now < lot[5]]
 
 
 def _active_lots(

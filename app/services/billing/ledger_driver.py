@@ -42,12 +42,9 @@ class Statements:
             WHERE account_id = ? AND status = 'open' AND expires_at <= ? ORDER BY id"""
         )
         # The wallet's active lots with credits in them, in draw order (soonest expiry first).
-        # PostgreSQL reads them in the same round trip as the lock, before the clock is read, so
-        # it returns every unvoided lot with its validity, and the caller keeps the active ones.
-        when = "" if postgres else "AND issued_at <= ? AND expires_at > ?"
         self.free_lots = sql(
-            f"""SELECT id, source, remaining, reserved, issued_at, expires_at FROM credit_lot
-            WHERE account_id = ? AND scope IN (?, ?) {when}
+            """SELECT id, source, remaining, reserved FROM credit_lot
+            WHERE account_id = ? AND scope IN (?, ?) AND issued_at <= ? AND expires_at > ?
             AND voided_at IS NULL AND remaining > 0
             ORDER BY expires_at, issued_at, id"""
         )
@@ -68,7 +65,7 @@ class Statements:
         self.insert_reservation = sql(
             """INSERT INTO credit_reservation
             (account_id, wallet, key, amount, captured, status, created_at, expires_at)
-            VALUES (?, ?, ?, ?, 0, 'open', ?, ?)"""
+            VALUES (?, ?, ?, ?, 0, 'open', ?, ?) RETURNING id"""
         )
         self.resolve_reservation = sql(
             "UPDATE credit_reservation SET status = ?, captured = ?, resolved_at = ? WHERE id = ?"
@@ -83,35 +80,15 @@ class Statements:
         )
         if not postgres:
             return
-        # PostgreSQL: a whole operation's writes in one statement (one round trip, one plan).
-        # Entries are inserted in the order given, so their ids keep the holds' draw order.
-        self.reserve = sql(
-            """WITH r AS (
-                INSERT INTO credit_reservation
-                (account_id, wallet, key, amount, captured, status, created_at, expires_at)
-                VALUES (?, ?, ?, ?, 0, 'open', ?, ?) RETURNING id),
-            h AS (SELECT * FROM unnest(?::int[], ?::bigint[]) WITH ORDINALITY AS h(lot, take, n)),
-            m AS (UPDATE credit_lot l SET reserved = l.reserved + h.take FROM h WHERE l.id = h.lot)
-            INSERT INTO ledger_entry
-            (account_id, lot_id, reservation_id, kind, amount, op_key, created_at)
-            SELECT ?, h.lot, r.id, 'hold', h.take, ?, ? FROM r, h ORDER BY h.n
-            RETURNING reservation_id"""
+        # PostgreSQL: the plain reserve and resolve in one call each (migration 0017), which
+        # return the reservation's row, or no row to leave the case to the general path.
+        self.reserve_plainly = sql(
+            f"""SELECT {RESERVATION_COLUMNS} FROM ledger_reserve(
+                ?, ?::wallet, ?, ?, ?::text[]::lotscope[], ?, ?)"""
         )
-        self.resolve = sql(
-            """WITH r AS (
-                UPDATE credit_reservation SET status = ?, captured = ?, resolved_at = ?
-                WHERE id = ?),
-            m AS (UPDATE credit_lot l SET reserved = l.reserved + mv.held,
-                    remaining = l.remaining - mv.spent
-                FROM unnest(?::int[], ?::bigint[], ?::bigint[]) AS mv(lot, held, spent)
-                WHERE l.id = mv.lot)
-            INSERT INTO ledger_entry
-            (account_id, lot_id, reservation_id, kind, amount, op_key, created_at)
-            SELECT e.account_id, e.lot_id, e.reservation_id, e.kind::entrykind, e.amount,
-                e.op_key, ?
-            FROM unnest(?::int[], ?::int[], ?::int[], ?::text[], ?::bigint[], ?::text[])
-                WITH ORDINALITY AS e(account_id, lot_id, reservation_id, kind, amount, op_key, n)
-            ORDER BY e.n"""
+        self.resolve_plainly = sql(
+            f"""SELECT {RESERVATION_COLUMNS} FROM ledger_resolve(
+                ?, ?, ?, ?::reservationstatus, ?)"""
         )
 
 
@@ -153,7 +130,7 @@ class Driver:
             raise self._wrap(statement, params, error) from error
 
     def run(self, statement: str, params: Sequence[Any]) -> Any:
-        """Run one statement; its cursor (for lastrowid on SQLite)."""
+        """Run one statement."""
         try:
             return self.raw.execute(statement, params)
         except self._error as error:
@@ -161,7 +138,7 @@ class Driver:
 
     def many(self, statement: str, params: Iterable[Sequence[Any]]) -> None:
         try:
-            self.raw.executemany(statement, params)
+            self.raw.cursor().executemany(statement, params)
         except self._error as error:
             raise self._wrap(statement, [], error) from error
 
