@@ -9,12 +9,14 @@ mode and never waits for a writer.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlmodel import Session, create_engine
 
 # Execution option carried by connections of writing units of work.
@@ -30,7 +32,16 @@ class ReadOnlyUnitOfWork(RuntimeError):
 SQLITE_SYNCHRONOUS = "FULL"
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> Engine:
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def make_engine(
+    url: str,
+    *,
+    sqlite_synchronous: str = SQLITE_SYNCHRONOUS,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+) -> Engine:
     if url.startswith("sqlite"):
         if sqlite_synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {sqlite_synchronous!r}")
@@ -60,7 +71,38 @@ def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> En
                 raise DBAPIError.instance(begin, (), error, sqlite3.Error) from error
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    """SQLAlchemy's pool_pre_ping, but only for connections idle longer than `seconds`.
+
+    A server restart, a failover or an idle timeout kills connections while they sit in the
+    pool; those are pinged and replaced before use, as pool_pre_ping would. A connection back in
+    the pool for less than `seconds` was working a moment ago: pinging it on every unit of work
+    was two round trips per charge. If it did die in that moment, its unit of work fails (before
+    anything was committed) and SQLAlchemy's disconnect handling discards the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < seconds:
+            return  # new, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards the connection and hands out a fresh one.
+            raise DisconnectionError(f"pooled connection is gone: {error}") from error
+
+
+_CHECKED_IN = "cutout_checked_in"
 
 
 @lru_cache(maxsize=8)
