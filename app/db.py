@@ -8,11 +8,15 @@ mode and never waits for a writer.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlmodel import Session, create_engine
 
 # Execution option carried by connections of writing units of work.
@@ -28,7 +32,16 @@ class ReadOnlyUnitOfWork(RuntimeError):
 SQLITE_SYNCHRONOUS = "FULL"
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> Engine:
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def make_engine(
+    url: str,
+    *,
+    sqlite_synchronous: str = SQLITE_SYNCHRONOUS,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+) -> Engine:
     if url.startswith("sqlite"):
         if sqlite_synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {sqlite_synchronous!r}")
@@ -49,13 +62,47 @@ def make_engine(url: str, *, sqlite_synchronous: str = SQLITE_SYNCHRONOUS) -> En
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             # Writers take the write lock up front; readers read a WAL snapshot and never block.
-            if conn.get_execution_options().get(WRITE_OPTION):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.exec_driver_sql("BEGIN")
+            begin = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN"
+            # On the driver itself: every unit of work begins, and SQLAlchemy's execution
+            # machinery cost more than the statement. Its errors keep SQLAlchemy's classes.
+            try:
+                conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+            except sqlite3.Error as error:
+                raise DBAPIError.instance(begin, (), error, sqlite3.Error) from error
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine, ping_after_idle)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    """SQLAlchemy's pool_pre_ping, but only for connections idle longer than `seconds`.
+
+    A server restart, a failover or an idle timeout kills connections while they sit in the
+    pool; those are pinged and replaced before use, as pool_pre_ping would. A connection back in
+    the pool for less than `seconds` was working a moment ago: pinging it on every unit of work
+    was two round trips per charge. If it did die in that moment, its unit of work fails (before
+    anything was committed) and SQLAlchemy's disconnect handling discards the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < seconds:
+            return  # new, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards the connection and hands out a fresh one.
+            raise DisconnectionError(f"pooled connection is gone: {error}") from error
+
+
+_CHECKED_IN = "cutout_checked_in"
 
 
 @lru_cache(maxsize=8)
@@ -70,8 +117,15 @@ def is_writing(session: Session) -> bool:
 
 def require_writing(session: Session) -> None:
     """Refuse a write in a reading unit: on SQLite it would run without the write lock."""
-    if not is_writing(session):
+    writing_connection(session)
+
+
+def writing_connection(session: Session) -> Connection:
+    """The connection of a unit of work opened with `writing`; a reading unit is refused."""
+    connection = session.connection()
+    if not connection.get_execution_options().get(WRITE_OPTION):
         raise ReadOnlyUnitOfWork("this operation writes; open the unit of work with writing()")
+    return connection
 
 
 @lru_cache(maxsize=16)

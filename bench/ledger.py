@@ -17,8 +17,9 @@ Run from the repository root:
 
 SQLite runs with `synchronous=FULL` by default, as the app does: every commit is on disk
 before it returns. TEST_DATABASE_URL is used when --pg is not given; PostgreSQL runs with its
-defaults (fsync and synchronous_commit on), and the CPU time of the server's processes
-(read from /proc) is counted beside the client's. Targets on a 2-core machine: 500 pairs/s on
+defaults (fsync and synchronous_commit on), and the CPU time of the server's processes working
+for the benchmark's database (its backends and the shared writers, read from /proc while they
+live) is counted beside the client's. Targets on a 2-core machine: 500 pairs/s on
 SQLite, 1,000 pairs/s in total on PostgreSQL. Prints the median of the rounds and the range.
 """
 
@@ -33,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,18 +61,31 @@ def tick() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu_seconds() -> float:
-    """CPU time of every postgres process on this machine (the server is local)."""
+# The server's own writers, shared by every database: their work for the benchmark counts.
+SHARED_SERVER_PROCESSES = ("checkpointer", "background writer", "walwriter")
+
+
+def server_cpu_seconds(database: str) -> float:
+    """CPU time of the local server's processes working for `database`: its backends (named in
+    their process titles) and the shared writers.
+
+    Read while the benchmark's backends are alive: an exited backend's time goes to the
+    postmaster, mixed with that of every other database's connections on the machine.
+    """
     total = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)
-            if "postgres" not in fields[0]:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                title = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres:"):
                 continue
-            values = fields[1].split()
-            # utime, stime, cutime, cstime (fields 14-17): exited backends are in the parent's c*.
-            total += sum(int(v) for v in values[11:15])
+            if database not in title.split() and not any(
+                name in title for name in SHARED_SERVER_PROCESSES
+            ):
+                continue
+            with open(f"/proc/{pid}/stat") as stat:
+                values = stat.read().rsplit(")", 1)[1].split()
+            total += int(values[11]) + int(values[12])  # utime, stime (fields 14-15)
         except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
             continue
     return total / tick()
@@ -146,8 +161,12 @@ def charge(
     pairs: int,
     start: multiprocessing.synchronize.Barrier,
     results: multiprocessing.Queue,
+    measured: multiprocessing.synchronize.Event,
 ) -> None:
-    """One worker: `pairs` reserve+capture pairs on its account; reports its CPU seconds."""
+    """One worker: `pairs` reserve+capture pairs on its account; reports its CPU seconds.
+
+    Its connection stays open until the server's CPU time has been read (`measured`).
+    """
     engine = make_engine(url, sqlite_synchronous=sync)
     clock = SystemClock()
     with writing(engine) as session:  # connect before the clock starts
@@ -157,11 +176,14 @@ def charge(
     for n in range(pairs):
         reserve_and_capture(engine, clock, account_id, f"bench-{n}")
     results.put(time.process_time() - cpu)
+    measured.wait(timeout=600)
     engine.dispose()
 
 
-def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[float, float, str]:
-    """All accounts from one process, a thread each: (seconds, CPU, batching)."""
+def charge_in_threads(
+    url: str, sync: str, ids: list[int], pairs: int, server: Callable[[], float] | None
+) -> tuple[float, float, float | None, str]:
+    """All accounts from one process, a thread each: (seconds, CPU, server CPU, batching)."""
     engine = make_engine(url, sqlite_synchronous=sync)
     clock = SystemClock()
     for account_id in ids:  # connect before the clock starts
@@ -182,14 +204,16 @@ def charge_in_threads(url: str, sync: str, ids: list[int], pairs: int) -> tuple[
     for thread in threads:
         thread.start()
     start.wait()
+    server_began = server() if server else 0.0
     began, cpu = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.join()
     elapsed, spent = time.perf_counter() - began, time.process_time() - cpu
+    server_spent = server() - server_began if server else None  # before the backends exit
     engine.dispose()
     if failures:
         raise SystemExit(f"a thread failed: {failures[0]!r}")
-    return elapsed, spent, "1 operation per commit"
+    return elapsed, spent, server_spent, "1 operation per commit"
 
 
 @dataclass(frozen=True)
@@ -202,25 +226,30 @@ class Round:
 
 def run_round(url: str, accounts: int, pairs: int, sync: str, server: bool, mode: str) -> Round:
     ids = prepare(url, accounts, sync)
+    database = sa.make_url(url).database or ""
+    server_clock = (lambda: server_cpu_seconds(database)) if server else None
     if mode == "threads":
-        server_began = server_cpu_seconds() if server else 0.0
-        elapsed, cpu, batching = charge_in_threads(url, sync, ids, pairs)
-        server_spent = server_cpu_seconds() - server_began if server else None
+        elapsed, cpu, server_spent, batching = charge_in_threads(
+            url, sync, ids, pairs, server_clock
+        )
         return finish(url, accounts * pairs, elapsed, [cpu], server_spent, batching)
     # Forked processes, like app workers: the barrier is inherited, so all start together.
     context = multiprocessing.get_context("fork")
     start = context.Barrier(accounts + 1)
     results: multiprocessing.Queue = context.Queue()
+    measured = context.Event()
     workers = [
-        context.Process(target=charge, args=(url, sync, i, pairs, start, results)) for i in ids
+        context.Process(target=charge, args=(url, sync, i, pairs, start, results, measured))
+        for i in ids
     ]
     for worker in workers:
         worker.start()
     start.wait(timeout=300)
-    began, server_began = time.perf_counter(), server_cpu_seconds() if server else 0.0
+    began, server_began = time.perf_counter(), server_clock() if server_clock else 0.0
     cpus = [results.get(timeout=3600) for _ in workers]
     elapsed = time.perf_counter() - began
-    server_spent = server_cpu_seconds() - server_began if server else None
+    server_spent = server_clock() - server_began if server_clock else None
+    measured.set()
     for worker in workers:
         worker.join()
         if worker.exitcode:

@@ -1124,6 +1124,79 @@ def test_credits_handed_back_to_a_voided_lot_are_voided_too(
     assert problems == []
 
 
+@pytest.mark.parametrize("engine_name", ["db", pytest.param("pg_db", marks=pytest.mark.postgres)])
+def test_every_refusal_replay_and_write_off_of_a_charge_reads_the_same_on_both_databases(
+    engine_name: str, request: pytest.FixtureRequest, clock: FrozenClock
+) -> None:
+    """On PostgreSQL the plain charge is one database function, which leaves every other case
+    to the Python path: each such case, one after the other, on both databases."""
+    db: Engine = request.getfixturevalue(engine_name)
+    with writing(db) as session:
+        account = new_account(session, clock, "edges@example.com")
+    assert account.id is not None
+    me = account.id
+
+    first = reserve(db, clock, me, "a", 4_000)
+    assert reserve(db, clock, me, "a", 4_000).id == first.id  # a replay is the same hold
+    with pytest.raises(ledger.IdempotencyConflict):
+        reserve(db, clock, me, "a", 5_000)
+    with pytest.raises(ledger.InsufficientCredits) as short:
+        reserve(db, clock, me, "big", 7_000)
+    assert (short.value.available, short.value.needed) == (6_000, 7_000)
+    with pytest.raises(ledger.AccountNotFound):
+        reserve(db, clock, me + 1_000, "nobody", 1_000)
+
+    with pytest.raises(ledger.InvalidAmount):
+        capture(db, clock, me, "a", 5_000)
+    captured = capture(db, clock, me, "a", 3_000)
+    assert (captured.status, captured.captured, captured.resolved_at) == (
+        ReservationStatus.captured,
+        3_000,
+        clock.now(),
+    )
+    assert capture(db, clock, me, "a", 3_000).captured == 3_000  # replayed
+    with pytest.raises(ledger.IdempotencyConflict):
+        capture(db, clock, me, "a", 2_000)
+    with pytest.raises(ledger.ReservationClosed):
+        release(db, clock, me, "a")
+    with pytest.raises(ledger.ReservationNotFound):
+        capture(db, clock, me, "nokey", 1_000)
+
+    reserve(db, clock, me, "slow", 2_000)
+    clock.advance(TIMEOUT)
+    # 5,000 are free even while the lapsed hold is on the books; the reserve writes it off all
+    # the same, and the 2,000 it held are free again at once.
+    reserve(db, clock, me, "after", 5_000)
+    with writing(db) as session:
+        slow = ledger.find_reservation(session=session, account_id=me, key="slow")
+    assert slow is not None and slow.status == ReservationStatus.timed_out
+    reserve(db, clock, me, "rest", 2_000)
+    with pytest.raises(ledger.ReservationTimedOut):
+        capture(db, clock, me, "slow", 2_000)
+
+    with writing(db) as session:
+        lot = ledger.grant_credits(
+            session=session,
+            clock=clock,
+            account_id=me,
+            amount=5_000,
+            scope=LotScope.web,
+            source=LotSource.adjustment,
+            key="extra",
+        )
+    reserve(db, clock, me, "held", 3_000)  # from the new lot: the trial's rest is all held
+    with writing(db) as session:
+        ledger.void_lot(session=session, clock=clock, account_id=me, lot_id=lot.id, key="v")
+    assert release(db, clock, me, "held").status == ReservationStatus.released
+    with writing(db) as session:
+        voided = session.exec(select(CreditLot).where(CreditLot.id == lot.id)).one()
+        kinds = [e.kind for e in ledger.history(session=session, account_id=me).entries]
+        problems = ledger.check_ledger(session=session)
+    assert (voided.remaining, voided.reserved) == (0, 0)  # handed back, then voided at once
+    assert kinds[:2] == [EntryKind.void, EntryKind.release]
+    assert problems == []
+
+
 def test_a_purchased_lot_records_the_payment_and_an_operator_grant_who_made_it(
     db: Engine, clock: FrozenClock, account_id: int
 ) -> None:

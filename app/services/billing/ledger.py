@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, func, insert
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session, col, select
 
-from app.db import require_writing
+from app.db import require_writing, writing_connection
 from app.models.accounts import Account
 from app.models.ledger import (
     CreditLot,
@@ -32,6 +33,7 @@ from app.models.ledger import (
     ReservationStatus,
     Wallet,
 )
+from app.services.billing.ledger_driver import Driver
 from app.services.billing.pricing import format_credits
 from app.services.clock import Clock
 
@@ -255,71 +257,87 @@ def reserve_credits(
     lots it may draw from (a tool above the account's plan is paid from the trial alone).
     """
     _require_positive(amount, "reservation")
-    _lock_for_charge(session, account_id)
+    db = Driver(writing_connection(session))
+    scopes = tuple(scope.value for scope in SCOPES_OF_WALLET[wallet])
+    # PostgreSQL reads the clock as the request leaves, before the account's lock is granted:
+    # the plain case is then one call of ledger_reserve. Otherwise (it declined) the general
+    # path below runs in the same transaction, with the same time.
     now = clock.now()
-    existing = _find_reservation(session, account_id, key)
-    if existing is not None:
+    expires_at = now + timedelta(seconds=timeout_seconds)
+    at, until, wallet_name = db.db_time(now), db.db_time(expires_at), Wallet(wallet).value
+    lots: list[tuple[Any, ...]] | None = None
+    if db.postgres:
+        if sources is None:
+            made = db.rows(
+                db.sql.reserve_plainly,
+                (account_id, wallet_name, key, amount, list(scopes), at, until),
+            )
+            if made:
+                return _reservation(db, made[0])
+        # Lock, lookup and lots in one round trip.
+        locked, found, lots = db.pipelined(
+            (db.sql.lock_account, (account_id,)),
+            (db.sql.find_reservation, (account_id, key)),
+            (db.sql.free_lots, (account_id, *scopes, at, at)),
+        )
+        if not locked:
+            raise AccountNotFound(account_id)
+    else:
+        found = db.rows(db.sql.find_reservation, (account_id, key))
+    if found:
+        existing = _reservation(db, found[0])
         if (existing.wallet, existing.amount) != (wallet, amount):
             raise IdempotencyConflict(
                 key, f"a reservation of {existing.amount} from {existing.wallet.value}"
             )
         _require_live(existing, now)
         return existing
-    lots = _free_lots(session, account_id, wallet, now)
+    if lots is None:
+        lots = _free_lots(db, account_id, scopes, now)
     # Holds past their deadline are free again now, not when the sweeper next runs. With
     # nothing held there is nothing to lapse, and the hot path skips the query.
-    if any(lot.reserved for lot in lots) and _lapse_overdue(session, account_id, now):
-        lots = _free_lots(session, account_id, wallet, now)
+    if any(lot[3] for lot in lots) and _lapse_overdue(db, account_id, now):
+        lots = _free_lots(db, account_id, scopes, now)
     if sources is not None:
-        lots = [lot for lot in lots if lot.source in sources]
-    available = sum(lot.remaining - lot.reserved for lot in lots)
+        lots = [lot for lot in lots if lot[1] in sources]
+    available = sum(remaining - reserved for _, _, remaining, reserved in lots)
     if available < amount:
-        if not lots:
-            _lock_account(session, account_id)  # an unknown account says so, not "0 available"
+        if not lots and not db.postgres:  # PostgreSQL's lock has already found the account
+            _require_account(db, account_id)  # an unknown account says so, not "0 available"
         raise InsufficientCredits(wallet=wallet, available=available, needed=amount)
-    reservation = Reservation(
+    holds: list[tuple[int, int]] = []  # (lot, amount held), in draw order
+    left = amount
+    for lot_id, _, remaining, reserved in lots:
+        take = min(left, remaining - reserved)
+        if take <= 0:
+            continue
+        holds.append((lot_id, take))
+        left -= take
+        if not left:
+            break
+    reservation_id = db.rows(
+        db.sql.insert_reservation, (account_id, wallet_name, key, amount, at, until)
+    )[0][0]
+    db.many(db.sql.move, [(take, 0, lot_id) for lot_id, take in holds])
+    db.many(
+        db.sql.insert_entry,
+        [
+            (account_id, lot_id, reservation_id, EntryKind.hold.value, take, key, at)
+            for lot_id, take in holds
+        ],
+    )
+    return _detached(
+        id=reservation_id,
         account_id=account_id,
-        wallet=wallet,
+        wallet=Wallet(wallet),
         key=key,
         amount=amount,
         captured=0,
         status=ReservationStatus.open,
         created_at=now,
-        expires_at=now + timedelta(seconds=timeout_seconds),
+        expires_at=expires_at,
+        resolved_at=None,
     )
-    connection = session.connection()
-    reservation.id = connection.execute(
-        _INSERT_RESERVATION,
-        {
-            "account_id": account_id,
-            "wallet": wallet,
-            "key": key,
-            "amount": amount,
-            "captured": 0,
-            "status": ReservationStatus.open,
-            "created_at": now,
-            "expires_at": reservation.expires_at,
-        },
-    ).scalar_one()
-    holds: list[tuple[int, int]] = []
-    left = amount
-    for lot in lots:
-        take = min(left, lot.remaining - lot.reserved)
-        if take <= 0:
-            continue
-        holds.append((lot.id, take))
-        left -= take
-        if not left:
-            break
-    connection.execute(_MOVE, [{"lot": lot_id, "held": take, "spent": 0} for lot_id, take in holds])
-    connection.execute(
-        _INSERT_ENTRY,
-        [
-            _movement(account_id, lot_id, EntryKind.hold, take, key, now, reservation.id)
-            for lot_id, take in holds
-        ],
-    )
-    return reservation
 
 
 def capture_reservation(
@@ -331,8 +349,12 @@ def capture_reservation(
     IdempotencyConflict. Nothing to spend is a release, not a capture of 0.
     """
     _require_positive(amount, "capture")
-    _lock_for_charge(session, account_id)
-    reservation = _get_reservation(session, account_id, key)
+    db = Driver(writing_connection(session))
+    if db.postgres:
+        resolved = _resolve_plainly(db, clock, account_id, key, amount, ReservationStatus.captured)
+        if resolved is not None:
+            return resolved
+    reservation, holds = _reservation_and_holds(db, account_id, key)
     if reservation.status == ReservationStatus.captured:
         if reservation.captured != amount:
             raise IdempotencyConflict(
@@ -348,7 +370,7 @@ def capture_reservation(
             f"cannot capture {format_credits(amount)} credits of a reservation of "
             f"{format_credits(reservation.amount)}"
         )
-    _resolve(session, reservation, amount, ReservationStatus.captured, now)
+    _resolve(db, reservation, amount, ReservationStatus.captured, now, holds)
     return reservation
 
 
@@ -356,13 +378,17 @@ def release_reservation(
     *, session: Session, clock: Clock, account_id: int, key: str
 ) -> Reservation:
     """Hand everything back, e.g. when processing failed. A lapsed hold is already free."""
-    _lock_for_charge(session, account_id)
-    reservation = _get_reservation(session, account_id, key)
+    db = Driver(writing_connection(session))
+    if db.postgres:
+        resolved = _resolve_plainly(db, clock, account_id, key, 0, ReservationStatus.released)
+        if resolved is not None:
+            return resolved
+    reservation, holds = _reservation_and_holds(db, account_id, key)
     if reservation.status == ReservationStatus.released:
         return reservation
     now = clock.now()
     _require_live(reservation, now)
-    _resolve(session, reservation, 0, ReservationStatus.released, now)
+    _resolve(db, reservation, 0, ReservationStatus.released, now, holds)
     return reservation
 
 
@@ -385,7 +411,7 @@ def sweep_timed_out_reservations(
     swept: list[Reservation] = []
     for account_id in sorted(account_ids):  # one lock order for every sweeper: no deadlocks
         _lock_account(session, account_id)
-        swept.extend(_lapse_overdue(session, account_id, now))
+        swept.extend(_lapse_overdue(Driver(session.connection()), account_id, now))
     return swept
 
 
@@ -405,7 +431,8 @@ def expire_lots(
     expired: list[CreditLot] = []
     for owner in sorted(account_ids.all()):
         _lock_account(session, owner)
-        _lapse_overdue(session, owner, now)  # what lapsed holds kept is written off too
+        # What lapsed holds kept is written off too.
+        _lapse_overdue(Driver(session.connection()), owner, now)
         lots = session.exec(
             select(CreditLot)
             .where(CreditLot.account_id == owner, *due)
@@ -448,7 +475,7 @@ def void_lot(
         return lot
     now = clock.now()
     # Lapsed holds go back first, so what they held is voided too.
-    if _lapse_overdue(session, account_id, now):
+    if _lapse_overdue(Driver(session.connection()), account_id, now):
         session.refresh(lot)
     entries = []
     rest = lot.remaining - lot.reserved
@@ -903,82 +930,57 @@ def _shares(paid: int, amount: int, moves: dict[EntryKind, int]) -> tuple[int, i
 # --- inside the operations ------------------------------------------------------------------
 
 
-# A charge's hot path works on plain rows, not ORM objects: loading a dozen lots as objects
-# cost more than all of its SQL. Lots change only through _MOVE, inside the account's lock.
-_HOLDS = (
-    select(
-        LedgerEntry.amount,
-        CreditLot.id,
-        CreditLot.account_id,
-        CreditLot.expired_at,
-        CreditLot.voided_at,
-    )
-    .join(CreditLot, col(CreditLot.id) == col(LedgerEntry.lot_id))
-    .where(
-        LedgerEntry.reservation_id == bindparam("reservation_id"),
-        LedgerEntry.kind == EntryKind.hold,
-    )
-    .order_by(col(LedgerEntry.id))
-)
-_MOVE = (
-    update(CreditLot)
-    .where(col(CreditLot.id) == bindparam("lot"))
-    .values(
-        reserved=col(CreditLot.reserved) + bindparam("held"),
-        remaining=col(CreditLot.remaining) - bindparam("spent"),
-    )
-)
+# A charge's hot path works on plain rows through the driver (ledger_driver): loading lots as
+# ORM objects, or even running Core statements, cost more than all of its SQL. Lots change only
+# through these moves, inside the account's lock.
 
 
 def _resolve(
-    session: Session,
+    db: Driver,
     reservation: Reservation,
     captured: int,
     status: ReservationStatus,
     now: datetime,
+    holds: list[tuple[Any, ...]] | None = None,
 ) -> None:
-    """Capture ``captured`` from the holds in the order they were taken; release the rest."""
-    connection = session.connection()
-    holds = connection.execute(_HOLDS, {"reservation_id": reservation.id}).all()
-    entries: list[dict[str, Any]] = []
-    moves: list[dict[str, int]] = []
+    """Capture ``captured`` from the holds in the order they were taken; release the rest.
+
+    ``holds`` are the reservation's hold rows when already read, in the same lock.
+    """
+    rid, key = _id(reservation.id), reservation.key
+    if holds is None:
+        holds = db.rows(db.sql.holds, (rid,))
+    # Entries as (account, lot, reservation, kind, amount, op_key); moves as (held, spent, lot).
+    entries: list[tuple[int, int, int | None, str, int, str]] = []
+    moves: list[tuple[int, int, int]] = []
     to_capture = captured
-    rid, key = reservation.id, reservation.key
     for held, lot_id, account_id, expired_at, voided_at in holds:
         take = min(to_capture, held)
         give_back = held - take
         to_capture -= take
         spent = take
         if take:
-            entries.append(_movement(account_id, lot_id, EntryKind.capture, take, key, now, rid))
+            entries.append((account_id, lot_id, rid, EntryKind.capture.value, take, key))
         if give_back:
-            entries.append(
-                _movement(account_id, lot_id, EntryKind.release, give_back, key, now, rid)
-            )
+            entries.append((account_id, lot_id, rid, EntryKind.release.value, give_back, key))
             # Handed back to a lot that is already closed: write it off at once, as its
             # expiry or void would have done had the credits not been held.
             if voided_at is not None or expired_at is not None:
-                kind, why = (
-                    (EntryKind.void, "void")
-                    if voided_at is not None
-                    else (EntryKind.expire, "expire")
-                )
+                kind = EntryKind.void if voided_at is not None else EntryKind.expire
                 spent += give_back
                 entries.append(
-                    _movement(account_id, lot_id, kind, give_back, f"{why}:{lot_id}", now)
+                    (account_id, lot_id, None, kind.value, give_back, f"{kind.value}:{lot_id}")
                 )
-        moves.append({"lot": lot_id, "held": -held, "spent": spent})
+        moves.append((-held, spent, lot_id))
     reservation.status = status
     reservation.captured = captured
     reservation.resolved_at = now
-    connection.execute(
-        _RESOLVE_RESERVATION,
-        {"reservation_id": rid, "status": status, "captured": captured, "resolved_at": now},
-    )
+    at = db.db_time(now)
+    db.run(db.sql.resolve_reservation, (status.value, captured, at, rid))
     if moves:
-        connection.execute(_MOVE, moves)
+        db.many(db.sql.move, moves)
     if entries:
-        connection.execute(_INSERT_ENTRY, entries)
+        db.many(db.sql.insert_entry, [(*entry, at) for entry in entries])
 
 
 def _require_live(reservation: Reservation, now: datetime) -> None:
@@ -990,44 +992,44 @@ def _require_live(reservation: Reservation, now: datetime) -> None:
         raise ReservationClosed(reservation.key, reservation.status)
 
 
-# Reservations are read and written as plain rows (Core): the ORM's loading and flushing of
-# one object cost more than the SQL of a whole charge. What callers get back is a detached
-# Reservation built from the row, never one the session tracks.
-_RESERVATION_COLUMNS = tuple(Reservation.__table__.columns)  # type: ignore[attr-defined]
-_OVERDUE = (
-    select(*_RESERVATION_COLUMNS)
-    .where(
-        Reservation.account_id == bindparam("account_id"),
-        Reservation.status == ReservationStatus.open,
-        col(Reservation.expires_at) <= bindparam("now"),
+def _reservation(db: Driver, row: tuple[Any, ...]) -> Reservation:
+    """A detached Reservation from a row: callers get values, never an object the session tracks."""
+    rid, account_id, wallet, key, amount, captured, status, created, expires, resolved = row
+    return _detached(
+        id=rid,
+        account_id=account_id,
+        wallet=Wallet(wallet),
+        key=key,
+        amount=amount,
+        captured=captured,
+        status=ReservationStatus(status),
+        created_at=db.time(created),
+        expires_at=db.time(expires),
+        resolved_at=db.time(resolved),
     )
-    .order_by(col(Reservation.id))
-)
-_INSERT_RESERVATION = insert(Reservation).returning(col(Reservation.id))
-_RESOLVE_RESERVATION = (
-    update(Reservation)
-    .where(col(Reservation.id) == bindparam("reservation_id"))
-    .values(
-        status=bindparam("status"),
-        captured=bindparam("captured"),
-        resolved_at=bindparam("resolved_at"),
-    )
-)
 
 
-def _reservation(row: Any) -> Reservation:
-    values = row._asdict()
-    values["status"] = ReservationStatus(values["status"])
-    values["wallet"] = Wallet(values["wallet"])
-    return Reservation(**values)
+_RESERVATIONS = manager_of_class(Reservation)
 
 
-def _lapse_overdue(session: Session, account_id: int, now: datetime) -> list[Reservation]:
+def _detached(**values: Any) -> Reservation:
+    """A Reservation of every column's value, built as the ORM builds the rows it loads.
+
+    Reservation(**values) assigns each attribute through SQLModel's and SQLAlchemy's events,
+    which cost more than a charge's SQL; the object is the same, and no session tracks it.
+    """
+    reservation: Reservation = _RESERVATIONS.new_instance()
+    reservation.__dict__.update(values)
+    object.__setattr__(reservation, "__pydantic_fields_set__", set(values))
+    return reservation
+
+
+def _lapse_overdue(db: Driver, account_id: int, now: datetime) -> list[Reservation]:
     """Write off the account's reservations past their deadline (the caller holds its lock)."""
-    params = {"account_id": account_id, "now": now}
-    overdue = [_reservation(row) for row in session.connection().execute(_OVERDUE, params)]
+    rows = db.rows(db.sql.overdue, (account_id, db.db_time(now)))
+    overdue = [_reservation(db, row) for row in rows]
     for reservation in overdue:
-        _resolve(session, reservation, 0, ReservationStatus.timed_out, now)
+        _resolve(db, reservation, 0, ReservationStatus.timed_out, now)
     return overdue
 
 
@@ -1048,21 +1050,9 @@ def _lapsed_holds(session: Session, account_id: int, now: datetime) -> dict[int,
 
 
 # FOR UPDATE is a no-op on SQLite, where BEGIN IMMEDIATE has already taken the write lock.
-# Built once: these run on every charge, and building statements is a large part of the cost.
+# Built once: building statements is a large part of the cost of small operations.
 _LOCK_ACCOUNT = select(Account.id).where(Account.id == bindparam("account_id")).with_for_update()
 _INSERT_ENTRY = insert(LedgerEntry)
-
-
-def _lock_for_charge(session: Session, account_id: int) -> None:
-    """Serialise a charge with the account's other writes.
-
-    On SQLite the transaction's BEGIN IMMEDIATE already holds the only write lock, and the
-    reservation and lot queries that follow are scoped to the account, so the extra round trip
-    is skipped on this hot path (a fifth of a reserve+capture pair's statements).
-    """
-    require_writing(session)
-    if session.get_bind().dialect.name != "sqlite":
-        _lock_account(session, account_id)
 
 
 def _lock_account(session: Session, account_id: int) -> None:
@@ -1070,6 +1060,51 @@ def _lock_account(session: Session, account_id: int) -> None:
     found = session.connection().execute(_LOCK_ACCOUNT, {"account_id": account_id}).first()
     if found is None:
         raise AccountNotFound(account_id)
+
+
+def _resolve_plainly(
+    db: Driver,
+    clock: Clock,
+    account_id: int,
+    key: str,
+    captured: int,
+    status: ReservationStatus,
+) -> Reservation | None:
+    """PostgreSQL: a live reservation resolved in one call of ledger_resolve, or None when the
+    case is not plain (unknown, closed, lapsed, too small): the general path then says why."""
+    params = (account_id, key, captured, status.value, db.db_time(clock.now()))
+    resolved = db.rows(db.sql.resolve_plainly, params)
+    return _reservation(db, resolved[0]) if resolved else None
+
+
+def _require_account(db: Driver, account_id: int) -> None:
+    if not db.rows(db.sql.lock_account, (account_id,)):
+        raise AccountNotFound(account_id)
+
+
+def _reservation_and_holds(
+    db: Driver, account_id: int, key: str
+) -> tuple[Reservation, list[tuple[Any, ...]] | None]:
+    """Lock the account for a charge, then read its reservation under `key`.
+
+    On PostgreSQL what the reservation holds is read in the same round trip (None: not read).
+    On SQLite the transaction's BEGIN IMMEDIATE already holds the only write lock, and the
+    queries that follow are scoped to the account, so the lock's statement is skipped.
+    """
+    holds = None
+    if db.postgres:
+        locked, found, holds = db.pipelined(
+            (db.sql.lock_account, (account_id,)),
+            (db.sql.find_reservation, (account_id, key)),
+            (db.sql.holds_by_key, (account_id, key)),
+        )
+        if not locked:
+            raise AccountNotFound(account_id)
+    else:
+        found = db.rows(db.sql.find_reservation, (account_id, key))
+    if not found:
+        raise ReservationNotFound(key)
+    return _reservation(db, found[0]), holds
 
 
 _ACTIVE_LOTS = (
@@ -1085,29 +1120,14 @@ _ACTIVE_LOTS = (
     # Fresh values after the lock, whatever this session read before it.
     .execution_options(populate_existing=True)
 )
-_FIND_RESERVATION = select(*_RESERVATION_COLUMNS).where(
-    Reservation.account_id == bindparam("account_id"), Reservation.key == bindparam("key")
-)
 
 
-_FREE_LOTS = (
-    select(CreditLot.id, CreditLot.source, CreditLot.remaining, CreditLot.reserved)
-    .where(
-        CreditLot.account_id == bindparam("account_id"),
-        col(CreditLot.scope).in_(bindparam("scopes", expanding=True)),
-        col(CreditLot.issued_at) <= bindparam("now"),
-        col(CreditLot.expires_at) > bindparam("now"),
-        col(CreditLot.voided_at).is_(None),
-        col(CreditLot.remaining) > 0,
-    )
-    .order_by(col(CreditLot.expires_at), col(CreditLot.issued_at), col(CreditLot.id))
-)
-
-
-def _free_lots(session: Session, account_id: int, wallet: Wallet, now: datetime) -> Sequence[Any]:
-    """The wallet's active lots with credits in them, in draw order, as plain rows."""
-    params = {"account_id": account_id, "scopes": list(SCOPES_OF_WALLET[wallet]), "now": now}
-    return session.connection().execute(_FREE_LOTS, params).all()
+def _free_lots(
+    db: Driver, account_id: int, scopes: tuple[str, ...], now: datetime
+) -> list[tuple[Any, ...]]:
+    """The wallet's active lots with credits in them, in draw order, as plain rows
+    (id, source, remaining, reserved)."""
+    return db.rows(db.sql.free_lots, (account_id, *scopes, db.db_time(now), db.db_time(now)))
 
 
 def _active_lots(
@@ -1123,16 +1143,9 @@ def find_reservation(*, session: Session, account_id: int, key: str) -> Reservat
 
 
 def _find_reservation(session: Session, account_id: int, key: str) -> Reservation | None:
-    params = {"account_id": account_id, "key": key}
-    row = session.connection().execute(_FIND_RESERVATION, params).first()
-    return None if row is None else _reservation(row)
-
-
-def _get_reservation(session: Session, account_id: int, key: str) -> Reservation:
-    reservation = _find_reservation(session, account_id, key)
-    if reservation is None:
-        raise ReservationNotFound(key)
-    return reservation
+    db = Driver(session.connection())
+    found = db.rows(db.sql.find_reservation, (account_id, key))
+    return _reservation(db, found[0]) if found else None
 
 
 def _entry(
@@ -1155,29 +1168,6 @@ def _entry(
         # The grant records the lot as issued, for the ledger check.
         "lot_scope": lot.scope.value if grant else None,
         "lot_expires_at": lot.expires_at if grant else None,
-    }
-
-
-def _movement(
-    account_id: int,
-    lot_id: int,
-    kind: EntryKind,
-    amount: int,
-    op_key: str,
-    now: datetime,
-    reservation_id: int | None = None,
-) -> dict[str, Any]:
-    """An entry that moves credits (never a grant), from plain values."""
-    return {
-        "account_id": account_id,
-        "lot_id": lot_id,
-        "reservation_id": reservation_id,
-        "kind": kind,
-        "amount": amount,
-        "op_key": op_key,
-        "created_at": now,
-        "lot_scope": None,
-        "lot_expires_at": None,
     }
 
 
