@@ -82,7 +82,8 @@ test: setup-test
 	if reason=$$($(BIN)/python -m tests.integration.scaled_stack); then \
 	  echo "*** scaled pass: PostgreSQL + Redis + Celery ***"; \
 	  CUTOUT_TEST_STACK=scaled $(BIN)/pytest tests/integration tests/e2e/test_home.py \
-	    tests/unit/test_limits.py tests/unit/test_scaled_dispatch.py tests/unit/test_housekeeping_lease.py; \
+	    tests/unit/test_limits.py tests/unit/test_scaled_dispatch.py tests/unit/test_housekeeping_lease.py \
+	    tests/unit/test_ledger_model.py tests/unit/test_db_pool.py; \
 	else \
 	  echo "*** SKIPPED the scaled pass (PostgreSQL + Redis + Celery): $$reason ***"; \
 	fi
