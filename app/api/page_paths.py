@@ -1,10 +1,13 @@
 """Pages answer at their own address: `/pricing` is served as the prerendered `/pricing/`
 instead of a redirect to it (a whole extra round trip on a phone before anything shows), and
-`/editor/<job>` as the editor prerendered at a placeholder job, with its photo preloaded."""
+`/editor/<job>` as the editor prerendered at a placeholder job, showing its owner's photo
+before any script runs."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,9 +25,17 @@ from app import routes
 EDITOR_SHELL = routes.EDITOR + "/_"
 EDITOR_PAGE = re.compile(re.escape(routes.EDITOR) + r"/([A-Za-z0-9_-]{1,64})")
 
-# The job's photo for the page to preload, or None: only when its file route would serve it
+
+@dataclasses.dataclass(frozen=True)
+class EditorPhoto:
+    url: str
+    width: int
+    height: int
+
+
+# The job's photo for the page to show early, or None: only when its file route would serve it
 # to this request (a preload answered 404 is a console error on the page).
-PhotoFor = Callable[[HTTPConnection, str], Awaitable[str | None]]
+PhotoFor = Callable[[HTTPConnection, str], Awaitable[EditorPhoto | None]]
 
 
 def frontend_dir() -> Path:
@@ -35,7 +46,7 @@ def frontend_dir() -> Path:
     return prerequisites.get_web_dir() / constants.Dirs.STATIC
 
 
-async def owned_photo(request: HTTPConnection, job_id: str) -> str | None:
+async def owned_photo(request: HTTPConnection, job_id: str) -> EditorPhoto | None:
     """The editor's "before" photo address, if the signed-in viewer owns the job: the same
     address and the same check as the photo's own route (app/api/files.py). Imported here:
     rxconfig loads this module (through app/frontend_plugin.py) before settings exist."""
@@ -54,7 +65,7 @@ async def owned_photo(request: HTTPConnection, job_id: str) -> str | None:
     if account_id is None:
         return None
     try:
-        await asyncio.to_thread(
+        _, job = await asyncio.to_thread(
             result_file,
             db=runtime.db(),
             settings=runtime.settings(),
@@ -64,7 +75,7 @@ async def owned_photo(request: HTTPConnection, job_id: str) -> str | None:
         )
     except JobNotFound:
         return None
-    return routes.file_url(job_id, JobFile.before)
+    return EditorPhoto(routes.file_url(job_id, JobFile.before), job.width, job.height)
 
 
 class PagePathsMiddleware:
@@ -97,21 +108,70 @@ class PagePathsMiddleware:
             path = EDITOR_SHELL + "/"
             scope = dict(scope, path=path, raw_path=path.encode())
             if photo is not None:
-                send = _with_preload(send, photo)
+                scope = _uncompressed_and_unconditional(scope)
+                send = _with_photo(send, photo)
         elif self._page_folder(scope["path"]):
             path = scope["path"] + "/"
             scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
 
 
-def _with_preload(send: Send, image: str) -> Send:
-    """The photo starts loading with the page, not after the scripts run and the editor's
-    state arrives: a Link header is a preload the browser acts on before reading the body."""
-    link = f"<{image}>; rel=preload; as=image".encode("latin-1")
+def _uncompressed_and_unconditional(scope: Scope) -> Scope:
+    """The page as plain HTML, never a 304: its body is rewritten on the way out."""
+    dropped = {b"accept-encoding", b"if-none-match", b"if-modified-since"}
+    # Without the server's pathsend extension the file comes as body messages to rewrite.
+    extensions = {k: v for k, v in scope.get("extensions", {}).items() if k != PATHSEND}
+    return dict(
+        scope,
+        headers=[(k, v) for k, v in scope["headers"] if k not in dropped],
+        extensions=extensions,
+    )
+
+
+def photo_style(photo: EditorPhoto) -> str:
+    """The photo where the editor will show it, while "Opening the editor…" is all the page
+    holds: it paints with the page instead of after the scripts, the websocket and the
+    editor's state. CSS outside React's tree (a <style> in <head>, a pseudo-element), so
+    hydration finds the tree it rendered; the rule stops matching once the editor is ready."""
+    ratio = photo.width / max(1, photo.height)
+    return (
+        "<style>main>div:has(>[role=status])::after{content:'';"
+        f"width:min(100%,calc(62vh*{ratio:.4f}));aspect-ratio:{photo.width}/{photo.height};"
+        f"background:url({json.dumps(photo.url)}) center/contain no-repeat}}</style>"
+    )
+
+
+def _with_photo(send: Send, photo: EditorPhoto) -> Send:
+    """The photo starts loading with the page (a Link header is a preload the browser acts on
+    before reading the body) and shows in the page before its scripts run."""
+    link = f"<{photo.url}>; rel=preload; as=image".encode("latin-1")
+    start: Message | None = None
+    body = bytearray()
 
     async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] in (200, 304):
-            message = dict(message, headers=[*message.get("headers", []), (b"link", link)])
-        await send(message)
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        page = bytes(body)
+        headers = [(k, v) for k, v in start.get("headers", []) if k not in KEPT_OUT]
+        if start["status"] == 200:
+            page = page.replace(b"</head>", photo_style(photo).encode() + b"</head>", 1)
+            # Names one account's photo: no shared cache may hand it to anyone else.
+            headers += [(b"link", link), (b"cache-control", b"private, no-cache")]
+        headers.append((b"content-length", str(len(page)).encode()))
+        await send(dict(start, headers=headers))
+        await send({"type": "http.response.body", "body": page})
 
     return sending
+
+
+PATHSEND = "http.response.pathsend"
+# Headers that described the file on disk, not the rewritten page.
+KEPT_OUT = {b"content-length", b"etag", b"last-modified", b"cache-control"}
