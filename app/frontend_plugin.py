@@ -14,6 +14,8 @@ from typing import Any
 from reflex_base import constants
 from reflex_components_radix.plugin import RadixThemesPlugin
 
+from app.api.page_paths import EDITOR_SHELL
+
 # The theme's accent, its matching grey (Radix pairs violet with mauve) and every
 # color_scheme the pages use; a page asking for another colour would show it uncoloured.
 THEME_COLOURS = ("violet", "mauve", "gray", "amber", "blue", "green", "red")
@@ -35,6 +37,27 @@ ROOT_JSX = f"{constants.Dirs.PAGES}/{constants.PageNames.APP_ROOT}"
 # imports, about 100 KB compressed that no Cutout page uses. Cutout builds no component in the
 # backend, so the loader goes (a page that did would fail loudly, not silently lose styles).
 BACKEND_COMPONENT_LOADER = '    "@radix-ui/themes": () => import("@radix-ui/themes"),\n'
+
+
+# Reflex asks React Router to prerender every page without a parameter; the editor's
+# (/editor/<job>) is prerendered too, once, at a placeholder job that app/api/page_paths.py
+# serves for every job: the page then paints its shell before its scripts, like the others.
+PRERENDER_ALL = '"prerender": true'
+PRERENDER_WITH_EDITOR = (
+    '"prerender": ({getStaticPaths}) => [...getStaticPaths(), ' + json.dumps(EDITOR_SHELL) + "]"
+)
+REACT_ROUTER_CONFIG = "react-router.config.js"
+
+
+def with_editor_prerendered(config: str) -> str:
+    if '"prerender"' not in config:  # the dev server prerenders nothing
+        return config
+    if PRERENDER_ALL not in config:
+        raise RuntimeError(
+            "react-router.config.js does not prerender every page: Reflex changed its "
+            "template (or prerendering is off), update app/frontend_plugin.py"
+        )
+    return config.replace(PRERENDER_ALL, PRERENDER_WITH_EDITOR, 1)
 
 
 def with_chunk_groups(vite_config: str) -> str:
@@ -74,6 +97,7 @@ class CutoutThemePlugin(RadixThemesPlugin):
         super().pre_compile(**context)
         context["add_modify_task"]("vite.config.js", with_chunk_groups)
         context["add_modify_task"](ROOT_JSX, without_backend_component_loader)
+        context["add_modify_task"](REACT_ROUTER_CONFIG, with_editor_prerendered)
 
     def post_build(self, **context: Any) -> None:
         # Before Reflex compresses the output, so the .br/.gz files hold the pruned sheet.

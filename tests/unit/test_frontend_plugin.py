@@ -18,6 +18,7 @@ from app.frontend_plugin import (
     prune_unused_components,
     start_scripts_after_paint,
     with_chunk_groups,
+    with_editor_prerendered,
     without_backend_component_loader,
 )
 
@@ -151,6 +152,32 @@ def test_generated_files_it_edits_are_recognised_or_the_build_stops() -> None:
         without_backend_component_loader("const loaders = {};")
     with pytest.raises(RuntimeError, match="Reflex changed"):
         start_scripts_after_paint("<html><body><main>Plans</main></body></html>")
+    with pytest.raises(RuntimeError, match="Reflex changed"):
+        with_editor_prerendered('export default {"prerender": ["/"]};')
+    dev = 'export default {"basename": "/", "ssr": false};'
+    assert with_editor_prerendered(dev) == dev  # the dev server prerenders nothing
+
+
+def test_react_router_prerenders_the_editor_with_every_page_without_a_parameter(
+    tmp_path: Path,
+) -> None:
+    """The rewritten config, as React Router's build reads it (an ES module run by Node)."""
+    config = tmp_path / "react-router.config.mjs"
+    config.write_text(
+        with_editor_prerendered(
+            'export default {"basename": "/", "ssr": false, "prerender": true, "build": "build"};'
+        )
+    )
+    script = (
+        f"const c = (await import({json.dumps(config.as_uri())})).default;"
+        "console.log(JSON.stringify([c.ssr, await c.prerender("
+        "{getStaticPaths: () => ['/', '/pricing']})]))"
+    )
+    node = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "node"
+    run = subprocess.run(
+        [str(node), "--input-type=module", "-e", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(run.stdout) == [False, ["/", "/pricing", "/editor/_"]]
 
 
 ENTRY = (
