@@ -112,7 +112,8 @@ def editor_canvas() -> rx.Component:
                 max=100,
                 default_value=50,
                 aria_label="Before and after divider",
-                style={"width": "100%"},
+                # The brand's accent, like the editor's other sliders, not the browser's blue.
+                style={"width": "100%", "accent_color": "var(--accent-9)"},
             ),
         ),
         # The canvas script writes each finished stroke here (JSON) to hand it to the server.
