@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app import routes, runtime
-from app.usecases.accounts import account_id_for_token
+from app.api.client import signed_in_account
 from app.usecases.bulk import BatchNotFound, zip_members
 
 CHUNK = 1024 * 1024
@@ -64,12 +64,7 @@ def _not_found() -> Response:
 
 
 async def serve_batch_zip(request: Request) -> Response:
-    token = request.cookies.get(routes.SESSION_COOKIE, "")
-    if not token:
-        return _not_found()
-    account_id = await asyncio.to_thread(
-        account_id_for_token, db=runtime.db(), clock=runtime.clock(), token=token
-    )
+    account_id = await signed_in_account(request)
     if account_id is None:
         return _not_found()
     try:

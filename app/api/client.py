@@ -1,11 +1,15 @@
-"""Who sent a request: the client address behind trusted proxies, and whether a form post
-came from Cutout's own pages."""
+"""Who sent a request: the client address behind trusted proxies, whether a form post
+came from Cutout's own pages, and the account its session cookie signs in."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
+
+from app import routes, runtime
+from app.usecases.accounts import account_id_for_token
 
 # A loopback host as urlsplit names it, and as it is written in an origin.
 LOOPBACK = {"localhost": "localhost", "127.0.0.1": "127.0.0.1", "::1": "[::1]"}
@@ -55,3 +59,14 @@ def same_site_post(connection: HTTPConnection, public_url: str) -> bool:
         return False
     origin = connection.headers.get("origin")
     return origin is None or origin.lower() in allowed_origins(public_url)
+
+
+async def signed_in_account(connection: HTTPConnection) -> int | None:
+    """The account the request's session cookie signs in, or None; looked up off the event
+    loop (a database read)."""
+    token = connection.cookies.get(routes.SESSION_COOKIE, "")
+    if not token:
+        return None
+    return await asyncio.to_thread(
+        account_id_for_token, db=runtime.db(), clock=runtime.clock(), token=token
+    )

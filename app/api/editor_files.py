@@ -10,9 +10,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from app import routes, runtime
+from app.api.client import signed_in_account
 from app.services.imaging.editor import MEDIA_TYPES
 from app.services.jobs.cutouts import JobNotFound
-from app.usecases.accounts import account_id_for_token
 from app.usecases.editing import editor_file, export_download_name
 
 MEDIA_BY_EXTENSION = {"jpg": MEDIA_TYPES["jpeg"], "png": MEDIA_TYPES["png"], "webp": "image/webp"}
@@ -23,12 +23,7 @@ def _not_found() -> Response:
 
 
 async def serve_editor_file(request: Request) -> Response:
-    token = request.cookies.get(routes.SESSION_COOKIE, "")
-    if not token:
-        return _not_found()
-    account_id = await asyncio.to_thread(
-        account_id_for_token, db=runtime.db(), clock=runtime.clock(), token=token
-    )
+    account_id = await signed_in_account(request)
     if account_id is None:
         return _not_found()
     name = request.path_params["name"]

@@ -11,9 +11,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from app import routes, runtime
+from app.api.client import signed_in_account
 from app.services.jobs.cutouts import JobNotFound
 from app.services.jobs.storage import JobFile
-from app.usecases.accounts import account_id_for_token
 from app.usecases.cutouts import result_file
 from app.usecases.trial import trial_file
 
@@ -48,17 +48,10 @@ async def _serve_trial_file(job_id: str, kind: JobFile) -> Response:
 
 
 async def serve_job_file(request: Request) -> Response:
-    token = request.cookies.get(routes.SESSION_COOKIE, "")
     kind = SERVED.get(request.path_params["name"])
     if kind is None:
         return _not_found()
-    account_id = (
-        await asyncio.to_thread(
-            account_id_for_token, db=runtime.db(), clock=runtime.clock(), token=token
-        )
-        if token
-        else None
-    )
+    account_id = await signed_in_account(request)
     if account_id is None:
         return await _serve_trial_file(request.path_params["job_id"], kind)
     try:

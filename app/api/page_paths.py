@@ -51,17 +51,12 @@ async def owned_photo(request: HTTPConnection, job_id: str) -> EditorPhoto | Non
     address and the same check as the photo's own route (app/api/files.py). Imported here:
     rxconfig loads this module (through app/frontend_plugin.py) before settings exist."""
     from app import runtime
+    from app.api.client import signed_in_account
     from app.services.jobs.cutouts import JobNotFound
     from app.services.jobs.storage import JobFile
-    from app.usecases.accounts import account_id_for_token
     from app.usecases.cutouts import result_file
 
-    token = request.cookies.get(routes.SESSION_COOKIE, "")
-    if not token:
-        return None
-    account_id = await asyncio.to_thread(
-        account_id_for_token, db=runtime.db(), clock=runtime.clock(), token=token
-    )
+    account_id = await signed_in_account(request)
     if account_id is None:
         return None
     try:
