@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, insert
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session, col, select
 
-from app.db import require_writing, writing_connection
+from app.db import writing_connection
 from app.models.accounts import Account
 from app.models.ledger import (
     CreditLot,
@@ -1049,17 +1049,12 @@ def _lapsed_holds(session: Session, account_id: int, now: datetime) -> dict[int,
     return {lot_id: int(total) for lot_id, total in rows}
 
 
-# FOR UPDATE is a no-op on SQLite, where BEGIN IMMEDIATE has already taken the write lock.
 # Built once: building statements is a large part of the cost of small operations.
-_LOCK_ACCOUNT = select(Account.id).where(Account.id == bindparam("account_id")).with_for_update()
 _INSERT_ENTRY = insert(LedgerEntry)
 
 
 def _lock_account(session: Session, account_id: int) -> None:
-    require_writing(session)
-    found = session.connection().execute(_LOCK_ACCOUNT, {"account_id": account_id}).first()
-    if found is None:
-        raise AccountNotFound(account_id)
+    _require_account(Driver(writing_connection(session)), account_id)
 
 
 def _resolve_plainly(
@@ -1078,6 +1073,8 @@ def _resolve_plainly(
 
 
 def _require_account(db: Driver, account_id: int) -> None:
+    """Lock the account's row for this transaction (FOR UPDATE; on SQLite, BEGIN IMMEDIATE has
+    already taken the only write lock), or say it does not exist."""
     if not db.rows(db.sql.lock_account, (account_id,)):
         raise AccountNotFound(account_id)
 
@@ -1127,7 +1124,8 @@ def _free_lots(
 ) -> list[tuple[Any, ...]]:
     """The wallet's active lots with credits in them, in draw order, as plain rows
     (id, source, remaining, reserved)."""
-    return db.rows(db.sql.free_lots, (account_id, *scopes, db.db_time(now), db.db_time(now)))
+    at = db.db_time(now)
+    return db.rows(db.sql.free_lots, (account_id, *scopes, at, at))
 
 
 def _active_lots(
