@@ -2,64 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import reflex as rx
-from reflex_base.event import EventHandler, passthrough_event_spec
-from reflex_components_radix.primitives.slider import SliderComponent
 
 from app import routes
 from app.components.editor_canvas import editor_canvas
 from app.components.purchase import purchase_feedback, top_up_offer
 from app.components.shell import page_shell
+from app.components.slider import labelled_slider
 from app.services.billing.entitlements import PlanCatalog
 from app.settings import get_settings
 from app.state.editor import BACKGROUND_UPLOAD_ID, EditorState
-
-SLIDER_VALUE = (passthrough_event_spec(list[float]), passthrough_event_spec(list[int]))
-
-
-# Radix's own slider parts, styled by Radix Themes' classes: `rx.slider` renders its thumb
-# itself and gives it no accessible name (the root's label does not reach it), so a screen
-# reader announced every editor slider as just "slider".
-class _SliderRoot(SliderComponent):
-    tag = "Root"
-    alias = "RadixSliderRoot"
-    value: rx.Var[Sequence[float | int]]
-    min: rx.Var[float | int]
-    max: rx.Var[float | int]
-    on_value_change: EventHandler[SLIDER_VALUE]
-    on_value_commit: EventHandler[SLIDER_VALUE]
-
-
-class _SliderTrack(SliderComponent):
-    tag = "Track"
-    alias = "RadixSliderTrack"
-
-
-class _SliderRange(SliderComponent):
-    tag = "Range"
-    alias = "RadixSliderRange"
-
-
-class _SliderThumb(SliderComponent):
-    tag = "Thumb"
-    alias = "RadixSliderThumb"
-
-
-def _slider(label_id: str, value: rx.Var, **props: object) -> rx.Component:
-    """One thumb named by the element `label_id`, looking like `rx.slider` (size 2, surface)."""
-    return _SliderRoot.create(
-        _SliderTrack.create(
-            _SliderRange.create(class_name="rt-SliderRange"), class_name="rt-SliderTrack"
-        ),
-        _SliderThumb.create(class_name="rt-SliderThumb", aria_labelledby=label_id),
-        value=[value],
-        class_name="rt-SliderRoot rt-r-size-2 rt-variant-surface",
-        width="100%",
-        **props,
-    )
-
 
 SWATCHES = ("#ffffff", "#000000", "#f4f4f5", "#fde68a", "#bfdbfe", "#fecaca", "#bbf7d0", "#1e90ff")
 
@@ -136,7 +88,7 @@ def _fix_panel() -> rx.Component:
             wrap="wrap",
         ),
         rx.text("Brush size", size="2", id="brush-size-label"),
-        _slider(
+        labelled_slider(
             "brush-size-label",
             EditorState.brush,
             min=2,
@@ -261,7 +213,7 @@ def _percent_slider(label: str, value: rx.Var, handler: object) -> rx.Component:
     ident = label.lower().replace(" ", "-")
     return rx.vstack(
         rx.text(label, size="2", id=ident),
-        _slider(ident, value, min=0, max=100, on_value_change=handler),
+        labelled_slider(ident, value, min=0, max=100, on_value_change=handler),
         width="100%",
         spacing="1",
     )
@@ -295,7 +247,7 @@ def _layout_panel() -> rx.Component:
             align="center",
         ),
         rx.text("Margin around the subject: ", EditorState.margin, " px", size="2", id="margin"),
-        _slider(
+        labelled_slider(
             "margin", EditorState.margin, min=0, max=400, on_value_commit=EditorState.set_margin
         ),
         _percent_slider("Position across", EditorState.position_x, EditorState.set_position_x),
@@ -319,7 +271,7 @@ def _export_panel() -> rx.Component:
             on_change=EditorState.set_export_format,
         ),
         rx.text("Quality (JPEG, WebP): ", EditorState.quality, size="2", id="quality"),
-        _slider(
+        labelled_slider(
             "quality", EditorState.quality, min=1, max=100, on_value_change=EditorState.set_quality
         ),
         rx.el.label("Size", html_for="export-size"),
