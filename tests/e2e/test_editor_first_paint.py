@@ -5,13 +5,11 @@ Someone else's job gets the same shell without the photo (its request would be a
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import new_email, photo_file, sign_up, upload
-from tests.e2e.test_editor import wait_for_preview
+from tests.e2e.conftest import new_email, sign_up
+from tests.e2e.test_editor import open_editor_on_a_new_cutout, wait_for_preview
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +28,7 @@ def test_a_reloaded_editor_shows_the_owners_photo_before_its_scripts_run(
     p, browser = playwright_browser
     owner = browser.new_context(**p.devices["Pixel 7"])
     page = owner.new_page()
-    sign_up(page, live_app.url, new_email())
-    page.goto(live_app.url)
-    upload(page, photo_file(tmp_path))
-    page.get_by_role("button", name=re.compile(r"Remove background ·")).click(timeout=60_000)
-    page.get_by_role("link", name="Open in editor").click(timeout=120_000)
-    wait_for_preview(page)
+    open_editor_on_a_new_cutout(page, live_app, tmp_path)
     editor_url = page.url
     job_id = editor_url.rstrip("/").rpartition("/")[2]
     photo = f"/files/{job_id}/before.jpg"
