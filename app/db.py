@@ -3,7 +3,8 @@
 Only the use-case layer (`app/usecases/`) opens units of work. It says up front whether one
 writes: on SQLite a writing unit takes the database's one write lock at BEGIN (so two charges
 never both read a balance and then both spend it), while a reading unit runs in WAL snapshot
-mode and never waits for a writer.
+mode and never waits for a writer. On PostgreSQL a unit of work can also be a single statement
+(`one_statement`), which the server commits as it completes: no BEGIN or COMMIT round trips.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Dialect, Engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlmodel import Session, create_engine
 
@@ -159,3 +160,52 @@ def reading(engine: Engine) -> Iterator[Session]:
 def _refuse_flush(session: Session, _context: object, _instances: object) -> None:
     if session.new or session.dirty or session.deleted:
         raise ReadOnlyUnitOfWork("changes made in a reading unit of work; open it with writing()")
+
+
+class OneStatement:
+    """A unit of work that is exactly one statement, committed by the server as it completes.
+
+    PostgreSQL runs every statement atomically, a function call with all its writes included,
+    so for a database function that is a whole operation (the ledger's plain charge) the
+    transaction's own BEGIN and COMMIT are two round trips for nothing. A second statement
+    would be a second transaction, so the unit refuses it: work of more than one statement
+    opens `writing`.
+    """
+
+    __slots__ = ("dialect", "_driver_connection", "_used")
+
+    def __init__(self, driver_connection: Any, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._driver_connection = driver_connection
+        self._used = False
+
+    def execute(self, statement: str, params: Any) -> Any:
+        """Run the unit's statement on the driver (its cursor), once."""
+        if self._used:
+            raise RuntimeError("a one-statement unit of work runs one statement; use writing()")
+        self._used = True
+        return self._driver_connection.execute(statement, params)
+
+
+def has_one_statement_units(engine: Engine) -> bool:
+    """PostgreSQL (psycopg) only. SQLite gains nothing: no round trips, and a writer takes the
+    database's write lock at BEGIN anyway."""
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def one_statement(engine: Engine) -> Iterator[OneStatement]:
+    """A pooled connection in autocommit for one statement, back in transaction mode after."""
+    if not has_one_statement_units(engine):
+        raise ValueError(f"one-statement units of work need PostgreSQL, not {engine.dialect.name}")
+    pooled = engine.raw_connection()
+    driver_connection: Any = pooled.driver_connection
+    try:
+        driver_connection.autocommit = True
+        yield OneStatement(driver_connection, engine.dialect)
+    finally:
+        try:
+            driver_connection.autocommit = False
+        except engine.dialect.loaded_dbapi.Error:
+            pooled.invalidate()  # broken or mid-transaction: never hand it to a writing unit
+        pooled.close()

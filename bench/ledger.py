@@ -50,6 +50,7 @@ from app.services.billing import ledger  # noqa: E402
 from app.services.clock import SystemClock  # noqa: E402
 from app.services.identity.accounts import create_account  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.usecases import charges  # noqa: E402
 
 TARGETS = {"sqlite": 500.0, "postgresql": 1000.0}
 HISTORY_LOTS = 36  # plus the trial
@@ -139,19 +140,12 @@ def prepare(url: str, accounts: int, sync: str) -> list[int]:
 
 
 def reserve_and_capture(engine: sa.Engine, clock: SystemClock, account_id: int, key: str) -> None:
-    with writing(engine) as session:
-        ledger.reserve_credits(
-            session=session,
-            clock=clock,
-            account_id=account_id,
-            wallet=Wallet.web,
-            amount=COST,
-            key=key,
-        )
-    with writing(engine) as session:
-        ledger.capture_reservation(
-            session=session, clock=clock, account_id=account_id, key=key, amount=COST
-        )
+    """One cut-out's charge as an API call makes it: a hold, then its capture, each a unit of
+    work of its own (app.usecases.charges)."""
+    charges.reserve(
+        db=engine, clock=clock, account_id=account_id, wallet=Wallet.web, amount=COST, key=key
+    )
+    charges.capture(db=engine, clock=clock, account_id=account_id, key=key, amount=COST)
 
 
 def charge(

@@ -32,6 +32,7 @@ from app.services.imaging.images import ImageRejected, Limits, load_image
 from app.services.imaging.removebg_options import OptionError, Options
 from app.services.jobs import dispatch
 from app.settings import Settings
+from app.usecases import charges
 
 
 class ApiRefused(Exception):
@@ -222,14 +223,9 @@ def run_model_on(
 def settle_call(*, db: Engine, clock: Clock, reserved: Reserved, exported: Exported) -> ApiResult:
     """Capture what the result costs (never more than was held); the rest goes back."""
     charged = min(reserved.hold, cost_of(exported.width, exported.height, (Feature.api,)))
-    with writing(db) as session:
-        ledger.capture_reservation(
-            session=session,
-            clock=clock,
-            account_id=reserved.caller.account_id,
-            key=reserved.key,
-            amount=charged,
-        )
+    charges.capture(
+        db=db, clock=clock, account_id=reserved.caller.account_id, key=reserved.key, amount=charged
+    )
     options = reserved.options
     reported_type = options.type if options.type != "auto" else "other"
     return ApiResult(exported=exported, charged=charged, type=reported_type, rate=reserved.rate)
@@ -344,32 +340,38 @@ def run_queued_call(*, settings: Settings, call: dispatch.DispatchedApiCall) -> 
 def _reserve(
     db: Engine, settings: Settings, clock: Clock, caller: Caller, amount: int, key: str
 ) -> None:
-    with writing(db) as session:
+    gone = ApiRefused(403, "auth_failed", "Invalid API key", "the account is gone")
+    # The hold is a unit of work of its own (one database call on PostgreSQL). Reading the
+    # entitlement first in a separate unit changes nothing there: PostgreSQL's reads take no
+    # locks, and the ledger re-checks the account and its credits under the account's lock.
+    with reading(db) as session:
         account = session.get(Account, caller.account_id)
         if account is None:
-            raise ApiRefused(403, "auth_failed", "Invalid API key", "the account is gone")
+            raise gone
         allowed = entitlement(session=session, account=account, feature=Feature.api, clock=clock)
-        if not allowed.allowed or allowed.wallet is None:
-            raise ApiRefused(403, "not_allowed", "Not allowed", allowed.reason)
-        try:
-            ledger.reserve_credits(
-                session=session,
-                clock=clock,
-                account_id=caller.account_id,
-                wallet=allowed.wallet,
-                amount=amount,
-                key=key,
-                timeout_seconds=settings.reservation_timeout_seconds,
-                sources=allowed.sources,
-            )
-        except ledger.InsufficientCredits as short:
-            raise ApiRefused(
-                402,
-                "insufficient_credits",
-                "Insufficient credits",
-                f"this call needs up to {credits_text(short.needed)} API credits; "
-                f"{credits_text(short.available)} are available",
-            ) from None
+    if not allowed.allowed or allowed.wallet is None:
+        raise ApiRefused(403, "not_allowed", "Not allowed", allowed.reason)
+    try:
+        charges.reserve(
+            db=db,
+            clock=clock,
+            account_id=caller.account_id,
+            wallet=allowed.wallet,
+            amount=amount,
+            key=key,
+            timeout_seconds=settings.reservation_timeout_seconds,
+            sources=allowed.sources,
+        )
+    except ledger.AccountNotFound:
+        raise gone from None
+    except ledger.InsufficientCredits as short:
+        raise ApiRefused(
+            402,
+            "insufficient_credits",
+            "Insufficient credits",
+            f"this call needs up to {credits_text(short.needed)} API credits; "
+            f"{credits_text(short.available)} are available",
+        ) from None
 
 
 def _release(db: Engine, clock: Clock, caller: Caller, key: str) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, insert
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session, col, select
 
-from app.db import writing_connection
+from app.db import OneStatement, writing_connection
 from app.models.accounts import Account
 from app.models.ledger import (
     CreditLot,
@@ -268,12 +268,9 @@ def reserve_credits(
     lots: list[tuple[Any, ...]] | None = None
     if db.postgres:
         if sources is None:
-            made = db.rows(
-                db.sql.reserve_plainly,
-                (account_id, wallet_name, key, amount, list(scopes), at, until),
-            )
-            if made:
-                return _reservation(db, made[0])
+            made = _reserve_plainly(db, account_id, wallet, key, amount, at, until)
+            if made is not None:
+                return made
         # Lock, lookup and lots in one round trip.
         locked, found, lots = db.pipelined(
             (db.sql.lock_account, (account_id,)),
@@ -390,6 +387,37 @@ def release_reservation(
     _require_live(reservation, now)
     _resolve(db, reservation, 0, ReservationStatus.released, now, holds)
     return reservation
+
+
+def reserve_in_one_call(
+    *,
+    unit: OneStatement,
+    clock: Clock,
+    account_id: int,
+    wallet: Wallet,
+    amount: int,
+    key: str,
+    timeout_seconds: int = DEFAULT_RESERVATION_TIMEOUT_SECONDS,
+) -> Reservation | None:
+    """The plain reserve as a unit of work of one statement (PostgreSQL's ledger_reserve), or
+    None, having written nothing, when the case is not plain: a known key, an overdue hold, too
+    few credits or an unknown account. The caller then runs reserve_credits in a writing unit,
+    which says why or does the rest."""
+    _require_positive(amount, "reservation")
+    db = Driver.alone(unit)
+    now = clock.now()
+    at, until = db.db_time(now), db.db_time(now + timedelta(seconds=timeout_seconds))
+    return _reserve_plainly(db, account_id, wallet, key, amount, at, until)
+
+
+def capture_in_one_call(
+    *, unit: OneStatement, clock: Clock, account_id: int, key: str, amount: int
+) -> Reservation | None:
+    """The plain capture of a live reservation as a unit of work of one statement, or None,
+    having written nothing: the caller then runs capture_reservation in a writing unit."""
+    _require_positive(amount, "capture")
+    db = Driver.alone(unit)
+    return _resolve_plainly(db, clock, account_id, key, amount, ReservationStatus.captured)
 
 
 def is_live(reservation: Reservation, now: datetime) -> bool:
@@ -1055,6 +1083,17 @@ _INSERT_ENTRY = insert(LedgerEntry)
 
 def _lock_account(session: Session, account_id: int) -> None:
     _require_account(Driver(writing_connection(session)), account_id)
+
+
+def _reserve_plainly(
+    db: Driver, account_id: int, wallet: Wallet, key: str, amount: int, at: Any, until: Any
+) -> Reservation | None:
+    """PostgreSQL: the reservation made in one call of ledger_reserve, or None when the case is
+    not plain (the general path then says why or does the rest)."""
+    scopes = [scope.value for scope in SCOPES_OF_WALLET[wallet]]
+    params = (account_id, Wallet(wallet).value, key, amount, scopes, at, until)
+    made = db.rows(db.sql.reserve_plainly, params)
+    return _reservation(db, made[0]) if made else None
 
 
 def _resolve_plainly(

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
+
+from app.db import OneStatement
 
 # A reservation's columns, in the order every statement here reads them.
 RESERVATION_COLUMNS = (
@@ -99,14 +101,24 @@ POSTGRES = Statements(postgres=True)
 class Driver:
     """The transaction's driver connection with the ledger's statements in its dialect."""
 
-    __slots__ = ("connection", "raw", "sql", "postgres", "_error")
+    __slots__ = ("raw", "sql", "postgres", "_dialect", "_error")
 
     def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.raw: Any = connection.connection.driver_connection
-        self.postgres = connection.dialect.name == "postgresql"
+        self._bind(connection.connection.driver_connection, connection.dialect)
+
+    @classmethod
+    def alone(cls, unit: OneStatement) -> Driver:
+        """On a unit of work of one statement: its one `rows` call is the whole transaction."""
+        driver = cls.__new__(cls)
+        driver._bind(unit, unit.dialect)
+        return driver
+
+    def _bind(self, raw: Any, dialect: Dialect) -> None:
+        self.raw = raw
+        self.postgres = dialect.name == "postgresql"
         self.sql = POSTGRES if self.postgres else SQLITE
-        self._error: type[Exception] = connection.dialect.loaded_dbapi.Error
+        self._dialect = dialect
+        self._error: type[Exception] = dialect.loaded_dbapi.Error
 
     def db_time(self, value: datetime) -> Any:
         """A datetime as the ORM's UTCDateTime binds it."""
@@ -161,5 +173,5 @@ class Driver:
             params,
             error,
             self._error,
-            dialect=self.connection.dialect,
+            dialect=self._dialect,
         )
