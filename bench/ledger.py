@@ -4,16 +4,20 @@ Each pair is what one cut-out costs the ledger: a reserve, then a capture, each 
 it returns. Before timing, every account gets history: dozens of lots and thousands of entries.
 Then every account is charged as fast as it can be, in two ways, both printed:
 
-- processes: one process per account (8 by default, like 8 app worker processes), each
-  operation its own transaction and commit (`app.db.writing`);
+- processes: one process per account (8 by default, like 8 app worker processes);
 - threads: one process with one thread per account (like `make run`'s one process with
-  CUTOUT_WORKERS threads), each operation its own transaction and commit as well.
+  CUTOUT_WORKERS threads).
+
+Each operation is its own transaction and commit. By default it is made as an API call makes
+it (`app.usecases.charges`): on PostgreSQL one autocommitted call of the ledger's database
+function. `--in-unit-of-work` makes each inside a writing unit instead (`app.db.writing`), as
+a web cut-out's hold and capture are, committed together with the job's own rows.
 
 Run from the repository root:
 
     .venv/bin/python bench/ledger.py [--accounts 8] [--pairs 400] [--rounds 3] [--pg URL]
                                      [--sqlite-sync FULL|NORMAL] [--sqlite-only | --pg-only]
-                                     [--mode processes|threads|both]
+                                     [--mode processes|threads|both] [--in-unit-of-work]
 
 SQLite runs with `synchronous=FULL` by default, as the app does: every commit is on disk
 before it returns. TEST_DATABASE_URL is used when --pg is not given; PostgreSQL runs with its
@@ -148,6 +152,28 @@ def reserve_and_capture(engine: sa.Engine, clock: SystemClock, account_id: int, 
     charges.capture(db=engine, clock=clock, account_id=account_id, key=key, amount=COST)
 
 
+def in_units_of_work(engine: sa.Engine, clock: SystemClock, account_id: int, key: str) -> None:
+    """The same pair, each inside a writing unit of work (as a web cut-out's are)."""
+    with writing(engine) as session:
+        ledger.reserve_credits(
+            session=session,
+            clock=clock,
+            account_id=account_id,
+            wallet=Wallet.web,
+            amount=COST,
+            key=key,
+        )
+    with writing(engine) as session:
+        ledger.capture_reservation(
+            session=session, clock=clock, account_id=account_id, key=key, amount=COST
+        )
+
+
+PAIR = {"alone": reserve_and_capture, "unit of work": in_units_of_work}
+# Chosen in main() before any worker starts (forked workers inherit it).
+pair_path = "alone"
+
+
 def charge(
     url: str,
     sync: str,
@@ -167,8 +193,9 @@ def charge(
         ledger.balance(session=session, clock=clock, account_id=account_id)
     start.wait()
     cpu = time.process_time()
+    make_pair = PAIR[pair_path]
     for n in range(pairs):
-        reserve_and_capture(engine, clock, account_id, f"bench-{n}")
+        make_pair(engine, clock, account_id, f"bench-{n}")
     results.put(time.process_time() - cpu)
     measured.wait(timeout=600)
     engine.dispose()
@@ -188,9 +215,10 @@ def charge_in_threads(
 
     def worker(account_id: int) -> None:
         start.wait()
+        make_pair = PAIR[pair_path]
         try:
             for n in range(pairs):
-                reserve_and_capture(engine, clock, account_id, f"bench-{n}")
+                make_pair(engine, clock, account_id, f"bench-{n}")
         except BaseException as error:  # reported below, after the clock stops
             failures.append(error)
 
@@ -207,7 +235,7 @@ def charge_in_threads(
     engine.dispose()
     if failures:
         raise SystemExit(f"a thread failed: {failures[0]!r}")
-    return elapsed, spent, server_spent, "1 operation per commit"
+    return elapsed, spent, server_spent, f"1 operation per commit, {pair_path}"
 
 
 @dataclass(frozen=True)
@@ -248,7 +276,8 @@ def run_round(url: str, accounts: int, pairs: int, sync: str, server: bool, mode
         worker.join()
         if worker.exitcode:
             raise SystemExit(f"a worker failed (exit code {worker.exitcode})")
-    return finish(url, accounts * pairs, elapsed, cpus, server_spent, "1 operation per commit")
+    batching = f"1 operation per commit, {pair_path}"
+    return finish(url, accounts * pairs, elapsed, cpus, server_spent, batching)
 
 
 def finish(
@@ -305,7 +334,14 @@ def main() -> None:
     only.add_argument("--sqlite-only", action="store_true")
     only.add_argument("--pg-only", action="store_true")
     parser.add_argument("--mode", default="both", choices=["processes", "threads", "both"])
+    parser.add_argument(
+        "--in-unit-of-work",
+        action="store_true",
+        help="each operation inside a writing unit of work (a web cut-out's), not alone",
+    )
     args = parser.parse_args()
+    global pair_path
+    pair_path = "unit of work" if args.in_unit_of_work else "alone"
     print(
         f"{args.accounts} accounts in parallel, {args.pairs} pairs each, history of "
         f"{HISTORY_LOTS + 1} lots and {2 * HISTORY_PAIRS + HISTORY_LOTS + 1} entries per "
