@@ -83,7 +83,7 @@ test: setup-test
 	  echo "*** scaled pass: PostgreSQL + Redis + Celery ***"; \
 	  CUTOUT_TEST_STACK=scaled $(BIN)/pytest tests/integration tests/e2e/test_home.py \
 	    tests/unit/test_limits.py tests/unit/test_scaled_dispatch.py tests/unit/test_housekeeping_lease.py \
-	    tests/unit/test_ledger_model.py tests/unit/test_db_pool.py; \
+	    tests/unit/test_ledger_model.py tests/unit/test_db_pool.py tests/unit/test_charges_alone.py; \
 	else \
 	  echo "*** SKIPPED the scaled pass (PostgreSQL + Redis + Celery): $$reason ***"; \
 	fi
