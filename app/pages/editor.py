@@ -138,20 +138,19 @@ def _fix_panel() -> rx.Component:
 
 
 def _swatch(colour: str) -> rx.Component:
-    return rx.box(
+    chosen = (EditorState.background == "color") & (EditorState.color == colour)
+    # A real button: Enter and Space choose it from the keyboard, as a tap does.
+    return rx.el.button(
+        type="button",
         on_click=EditorState.set_color(colour),
-        role="button",
         aria_label=f"Colour {colour}",
-        tab_index=0,
+        aria_pressed=rx.cond(chosen, "true", "false"),
         width="2rem",
         height="2rem",
+        padding="0",
         border_radius="50%",
         background=colour,
-        border=rx.cond(
-            (EditorState.background == "color") & (EditorState.color == colour),
-            "3px solid var(--accent-9)",
-            "1px solid var(--gray-a7)",
-        ),
+        border=rx.cond(chosen, "3px solid var(--accent-9)", "1px solid var(--gray-a7)"),
         cursor="pointer",
     )
 
@@ -164,6 +163,7 @@ def _background_panel() -> rx.Component:
                     label,
                     on_click=EditorState.set_background(kind),
                     variant=rx.cond(EditorState.background == kind, "solid", "soft"),
+                    aria_pressed=rx.cond(EditorState.background == kind, "true", "false"),
                     size="2",
                 )
                 for kind, label in (

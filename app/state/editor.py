@@ -17,9 +17,10 @@ from app import routes, runtime
 from app.services.billing.ledger import InsufficientCredits
 from app.services.billing.pricing import FEATURE_LABELS, format_credits
 from app.services.imaging import aicut, retouch
-from app.services.imaging.editor import BadParameter, EditSpec
+from app.services.imaging.editor import BACKGROUNDS, BadParameter, EditSpec, parse_color
 from app.services.imaging.images import ImageRejected
 from app.services.jobs.cutouts import JobNotFound
+from app.services.jobs.edit_files import Look
 from app.services.jobs.storage import JobFile
 from app.services.jobs.workers import run_in_pool
 from app.state.auth import AuthState
@@ -180,8 +181,40 @@ class EditorState(AuthState):
             self.error = str(refused)
             return None
         self._show(view)
+        self._apply_look(view.look)
         self.ready = True
         return [EditorState.changed, EditorState.refresh_quote]
+
+    def _apply_look(self, look: Look) -> None:
+        """The photo as it was last drawn (a reloaded tab, a photo opened again). Anything the
+        controls would not offer keeps its default."""
+        if look.background in BACKGROUNDS and (
+            look.background != "image" or self.has_background_image
+        ):
+            self.background = look.background
+        try:
+            parse_color(look.color)
+            self.color = look.color
+        except BadParameter:
+            pass
+        self.shadow, self.crop = look.shadow, look.crop
+        self.margin = max(0, look.margin)
+        if look.preset in PRESETS:
+            self.preset = look.preset
+        self.position_x = max(0, min(100, look.position_x))
+        self.position_y = max(0, min(100, look.position_y))
+
+    def _look(self) -> Look:
+        return Look(
+            background=self.background,
+            color=self.color,
+            shadow=self.shadow,
+            crop=self.crop,
+            margin=self.margin,
+            preset=self.preset,
+            position_x=self.position_x,
+            position_y=self.position_y,
+        )
 
     def reset_controls(self) -> None:
         """Another photo: the controls start again (its edits come back from the server)."""
@@ -228,7 +261,7 @@ class EditorState(AuthState):
                 job_id = self.job_id
                 account = await self.current_account()
                 try:
-                    spec = self._spec()
+                    spec, look = self._spec(), self._look()
                 except BadParameter as bad:
                     self.error = str(bad)
                     self.previewing = False
@@ -247,6 +280,7 @@ class EditorState(AuthState):
                     account_id=account.id,
                     job_id=job_id,
                     spec=spec,
+                    look=look,
                 )
             except (BadParameter, NotAllowed) as refused:
                 async with self:

@@ -70,6 +70,7 @@ class EditorView:
     hair: bool
     paid: frozenset[Feature]
     has_background: bool
+    look: edit_files.Look  # as the photo was last drawn
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def _view(db: Engine, settings: Settings, account_id: int, job: JobView) -> Edit
         hair=history.hair,
         paid=paid,
         has_background=edit_files.path(settings, job.id, edit_files.BACKGROUND).is_file(),
+        look=edit_files.load_look(settings, job.id),
     )
 
 
@@ -329,8 +331,10 @@ def render_preview(
     account_id: int,
     job_id: str,
     spec: EditSpec,
+    look: edit_files.Look | None = None,
 ) -> PreviewDrawn:
-    """Draw the preview of `spec` and the job's edits."""
+    """Draw the preview of `spec` and the job's edits; once drawn, `look` (the controls that
+    made `spec`) is kept, so the photo reopens as it was left."""
     started = time.perf_counter()
     job = _editable(db, account_id, job_id)
     work = _work_copy(settings, job)
@@ -350,6 +354,8 @@ def render_preview(
         pipeline.CutoutRequest(spec=small, background=_background(settings, job.id, small=True)),
     )
     edit_files.write_atomic(edit_files.path(settings, job.id, edit_files.PREVIEW), result.data)
+    if look is not None:
+        edit_files.save_look(settings, job.id, look)
     return PreviewDrawn(time.perf_counter() - started, result.width, result.height)
 
 

@@ -266,3 +266,56 @@ def test_a_second_charged_export_while_one_holds_credits_is_refused(
     with pytest.raises(NotAllowed, match="under way"):
         export(db, settings, clock, owner, job_id, expected=500)
     assert available(db, clock, owner) == before - 500, "only the first hold"
+
+
+def test_the_look_a_preview_was_drawn_with_comes_back_when_the_photo_reopens(
+    db, settings, clock, owner, job_id
+) -> None:
+    first = editing.open_editor(db=db, settings=settings, account_id=owner, job_id=job_id)
+    assert first.look == edit_files.Look()  # never drawn: the defaults
+    look = edit_files.Look(
+        background="color", color="#1e90ff", shadow=True, preset="4:5", position_y=70
+    )
+    spec = EditSpec(background="color", color="#1e90ff", shadow=True, canvas="4:5")
+    editing.render_preview(
+        db=db, settings=settings, account_id=owner, job_id=job_id, spec=spec, look=look
+    )
+    again = editing.open_editor(db=db, settings=settings, account_id=owner, job_id=job_id)
+    assert again.look == look
+
+    # Another account's draw is refused and changes nothing.
+    stranger = confirmed_account(db, clock, settings, "stranger@example.com").id
+    with pytest.raises(JobNotFound):
+        editing.render_preview(
+            db=db,
+            settings=settings,
+            account_id=stranger,
+            job_id=job_id,
+            spec=EditSpec(),
+            look=edit_files.Look(background="blur"),
+        )
+    # A draw that fails keeps the last look that was drawn.
+    with pytest.raises(BadParameter):
+        editing.render_preview(
+            db=db,
+            settings=settings,
+            account_id=owner,
+            job_id=job_id,
+            spec=EditSpec(background="image"),  # no background photo uploaded
+            look=edit_files.Look(background="image"),
+        )
+    last = editing.open_editor(db=db, settings=settings, account_id=owner, job_id=job_id)
+    assert last.look == look
+
+
+def test_a_damaged_look_file_falls_back_to_defaults_field_by_field(settings) -> None:
+    target = edit_files.path(settings, "job-1", edit_files.LOOK)
+    target.parent.mkdir(parents=True)
+    target.write_text("{not json")
+    assert edit_files.load_look(settings, "job-1") == edit_files.Look()
+    target.write_text('["a list"]')
+    assert edit_files.load_look(settings, "job-1") == edit_files.Look()
+    target.write_text('{"background": "blur", "margin": "12", "shadow": 1, "position_x": 10}')
+    assert edit_files.load_look(settings, "job-1") == edit_files.Look(
+        background="blur", position_x=10
+    )

@@ -1,13 +1,14 @@
 """A job's editor files, in an `editor/` folder beside its upload: the edit history (so a
-reloaded or slept tab finds every stroke again), the reduced working copy the preview is drawn
-from, an uploaded background, the latest preview and the latest export."""
+reloaded or slept tab finds every stroke again), the look it was last drawn with (background and
+layout), the reduced working copy the preview is drawn from, an uploaded background, the latest
+preview and the latest export."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from app.services.jobs.storage import job_dir
 from app.settings import Settings
 
 HISTORY = "history.json"
+LOOK = "look.json"
 WORK = "work.png"  # reduced original with the model's mask as alpha
 BACKGROUND = "background.jpg"
 BACKGROUND_SMALL = "background-small.jpg"
@@ -80,6 +82,44 @@ def save_history(settings: Settings, job_id: str, history: History) -> None:
         "attempt": history.attempt,
     }
     write_atomic(path(settings, job_id, HISTORY), json.dumps(data).encode())
+
+
+@dataclass(frozen=True)
+class Look:
+    """The editor's background and layout controls as the photo was last drawn, so that it
+    reopens as it was left. The page checks each value again before using it."""
+
+    background: str = "transparent"
+    color: str = "#ffffff"
+    shadow: bool = False
+    crop: bool = False
+    margin: int = 0  # photo pixels
+    preset: str = "original"
+    position_x: int = 50  # percent
+    position_y: int = 50
+
+
+def load_look(settings: Settings, job_id: str) -> Look:
+    """The last look, or the defaults; a field of the wrong type (an older or damaged file)
+    falls back to its default alone."""
+    try:
+        raw = json.loads(path(settings, job_id, LOOK).read_text())
+    except (FileNotFoundError, ValueError):
+        return Look()
+    if not isinstance(raw, dict):
+        return Look()
+    defaults = Look()
+    return Look(
+        **{
+            f.name: raw[f.name]
+            for f in fields(Look)
+            if type(raw.get(f.name)) is type(getattr(defaults, f.name))
+        }
+    )
+
+
+def save_look(settings: Settings, job_id: str, look: Look) -> None:
+    write_atomic(path(settings, job_id, LOOK), json.dumps(asdict(look)).encode())
 
 
 def export_name(extension: str) -> str:
