@@ -208,7 +208,12 @@ def test_a_connection_used_for_one_statement_goes_back_in_transaction_mode(
         engine.dispose()
 
 
-def test_one_statement_units_are_postgresql_only(db: Engine) -> None:
-    assert has_one_statement_units(db) is False
-    with pytest.raises(ValueError, match="PostgreSQL"), one_statement(db):
-        pass
+def test_one_statement_units_are_postgresql_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Its own SQLite file: the scaled pass makes the `db` fixture PostgreSQL.
+    sqlite = make_engine(f"sqlite:///{tmp_path}/one.db")
+    try:
+        assert has_one_statement_units(sqlite) is False
+        with pytest.raises(ValueError, match="PostgreSQL"), one_statement(sqlite):
+            pass
+    finally:
+        sqlite.dispose()
