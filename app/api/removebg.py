@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from sqlalchemy import Engine
 from starlette.datastructures import MutableHeaders, UploadFile
@@ -212,25 +213,45 @@ def body_cap(settings: Settings) -> int:
     return 3 * settings.max_upload_bytes + 64 * 1024
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(cap: int) -> OptionError:
+    return OptionError("file_too_large", f"the request is over {cap // 2**20} MB")
+
+
 async def _fields(request: Request, settings: Settings) -> dict[str, Any]:
-    """The request's fields, whatever way they came; files as bytes (empty ones left out)."""
+    """The request's fields, whatever way they came; files as bytes (empty ones left out).
+
+    A multipart form is parsed as it arrives (its files spool to disk past 1 MB), so the photo
+    is held in memory once, not also as the raw body and a copy of it. JSON and url-encoded
+    bodies are read whole, up to the cap. A body declared over the cap is refused unread.
+    """
     cap = body_cap(settings)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise _too_large(cap)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        return await _form(request, cap)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > cap:
-            raise OptionError("file_too_large", f"the request is over {cap // 2**20} MB")
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            raise _too_large(cap)
     if kind == "application/json":
         try:
-            fields = json.loads(body) if body else {}
+            text = body.decode(json.detect_encoding(body))  # as json.loads(bytes) reads it
+            body.clear()  # the text alone is parsed: one copy of a base64 photo fewer
+            fields = json.loads(text) if text else {}
         except (ValueError, UnicodeDecodeError):
             raise OptionError("invalid_request", "the body is not valid JSON") from None
         if not isinstance(fields, dict):
             raise OptionError("invalid_request", "the JSON body must be an object")
         return fields
-    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return await _form(request, bytes(body), cap)
+    if kind == "application/x-www-form-urlencoded":
+        return _urlencoded(body)
     if not body:
         return {}
     raise OptionError(
@@ -239,18 +260,72 @@ async def _fields(request: Request, settings: Settings) -> dict[str, Any]:
     )
 
 
-async def _form(request: Request, body: bytes, cap: int) -> dict[str, Any]:
-    sent = False
+# What base64 needs escaped in a url-encoded form: '+', '/' and '=' (either case of hex).
+_BASE64_ESCAPES = (
+    (b"%2B", b"+"),
+    (b"%2b", b"+"),
+    (b"%2F", b"/"),
+    (b"%2f", b"/"),
+    (b"%3D", b"="),
+    (b"%3d", b"="),
+)
+# Escapes left in one field after those: more than any option or URL needs.
+MAX_OTHER_ESCAPES = 4096
+MAX_FORM_FIELDS = 64
 
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+
+def _urlencoded(body: bytearray) -> dict[str, Any]:
+    """A url-encoded body's fields (the last of a repeated name wins, as in a multipart form);
+    `body` is consumed (emptied).
+
+    Python's own decoder splits a value at every escape: a base64 photo has a '+' or '/' about
+    every 30 characters, and decoding one took twenty times the photo's size in memory. Here
+    base64's escapes are undone by replacing them across the whole value first, and a field
+    still holding thousands of escapes is refused rather than split.
+    """
+    fields: dict[str, Any] = {}
+    pairs = [pair for pair in body.split(b"&") if pair]
+    body.clear()  # consumed: each copy below lives only while its field is decoded
+    if len(pairs) > MAX_FORM_FIELDS:
+        raise OptionError("invalid_request", f"the form has more than {MAX_FORM_FIELDS} fields")
+    pairs.reverse()
+    while pairs:
+        name, _, value = pairs.pop().partition(b"=")
+        fields[_unescape(name)] = _unescape(value)
+    return fields
+
+
+def _unescape(raw: bytearray) -> str:
+    raw = raw.replace(b"+", b" ")
+    for escaped, plain in _BASE64_ESCAPES:
+        if escaped in raw:
+            raw = raw.replace(escaped, plain)
+    if raw.count(b"%") > MAX_OTHER_ESCAPES:
+        raise OptionError(
+            "invalid_request",
+            f"a form field holds over {MAX_OTHER_ESCAPES} percent-escapes; send the photo "
+            "as multipart/form-data or base64",
+        )
+    if b"%" in raw:
+        return unquote_to_bytes(bytes(raw)).decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+async def _form(request: Request, cap: int) -> dict[str, Any]:
+    """A multipart form, parsed as it arrives, its body counted against the cap."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await request.receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > cap:  # a body sent without its length, or longer than it said
+                raise _BodyTooLarge
+        return message
 
     try:
-        async with Request(request.scope, replay).form(
+        async with Request(request.scope, counted).form(
             max_files=4, max_fields=64, max_part_size=cap
         ) as form:
             fields: dict[str, Any] = {}
@@ -261,6 +336,8 @@ async def _form(request: Request, body: bytes, cap: int) -> dict[str, Any]:
                 else:
                     fields[name] = value
             return fields
+    except _BodyTooLarge:
+        raise _too_large(cap) from None
     except HTTPException as bad:
         raise OptionError("invalid_request", f"the form could not be read: {bad.detail}") from None
     except (MultiPartException, ValueError) as bad:  # outside an app's scope, or a parser's own

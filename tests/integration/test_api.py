@@ -7,18 +7,22 @@ Cutout's /v1.0 routes run in uvicorn on 127.0.0.1 with a real SQLite file and th
 from __future__ import annotations
 
 import base64
+import http.client
 import io
+import json
 import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from app.api.removebg import body_cap
 from app.services.billing.pricing import Feature, cost_of
 from app.usecases import operator
 from tests.integration.api_harness import ApiServer, open_api, photo_bytes
@@ -225,6 +229,75 @@ def test_every_error_is_reported_as_remove_bg_does_and_costs_nothing(
     answer = post(api, key, data=case["data"], files=files)
     assert_error(answer, 400, code)
     assert api.api_available(account_id) == before
+
+
+def test_a_body_over_the_cap_is_refused_declared_or_not(db, settings, clock) -> None:  # type: ignore[no-untyped-def]
+    with open_api(db, settings, clock, max_upload_bytes=100_000) as api:
+        account_id, key = api.account_with_key("big@example.com", api_credits=5_000)
+        before = api.api_available(account_id)
+        cap = body_cap(api.settings)
+        form = "multipart/form-data; boundary=cutoutboundary"
+        # Declared over the cap and never sent: the answer comes at once, the body unread.
+        address = urlsplit(api.url)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection.putrequest("POST", REMOVEBG)
+        for name, value in (
+            ("X-Api-Key", key),
+            ("Content-Type", form),
+            ("Content-Length", str(cap + 1)),
+        ):
+            connection.putheader(name, value)
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 400
+        assert json.loads(answer.read())["errors"][0]["code"] == "file_too_large"
+        connection.close()
+
+        # Sent without a length (chunked) and longer than the cap: refused once past it.
+        def body() -> Iterator[bytes]:
+            yield (
+                b'--cutoutboundary\r\nContent-Disposition: form-data; name="image_file"; '
+                b'filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8'
+            )
+            for _ in range(cap // 65_536 + 2):
+                yield b"\0" * 65_536
+
+        answer = post(api, key, content=body(), headers={"Content-Type": form})
+        assert_error(answer, 400, "file_too_large")
+        assert api.api_available(account_id) == before
+
+
+def test_url_encoded_forms_are_read_within_bounds(api, keyed) -> None:  # type: ignore[no-untyped-def]
+    account_id, key = keyed
+    before = api.api_available(account_id)
+    # A base64 photo (its '+', '/' and '=' escaped) beside an escaped colour is read exactly.
+    photo = base64.b64encode(disc_photo()).decode()
+    assert "+" in photo or "/" in photo
+    answer = post(
+        api, key, data={"image_file_b64": photo, "bg_color": "#00ff00", "size": "preview"}
+    )
+    assert answer.status_code == 200, answer.text
+    corner = png(answer.content).convert("RGBA").getpixel((0, 0))
+    assert max(abs(a - b) for a, b in zip(corner, (0, 255, 0, 255), strict=True)) <= 2
+    charged = before - api.api_available(account_id)
+    assert charged == 500
+    # Thousands of escapes no option needs: refused by name, not decoded at any cost.
+    spelled = "".join(f"%{byte:02X}" for byte in b"aGVsbG8=" * 1_000)
+    answer = post(
+        api,
+        key,
+        content=f"image_file_b64={spelled}".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(answer, 400, "invalid_request")
+    assert "percent-escapes" in answer.json()["errors"][0]["detail"]
+    fields = "&".join(f"f{n}=1" for n in range(65))
+    answer = post(
+        api, key, content=fields, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert_error(answer, 400, "invalid_request")
+    assert "64 fields" in answer.json()["errors"][0]["detail"]
+    assert api.api_available(account_id) == before - charged
 
 
 def test_size_limits_are_reported_by_their_codes(api, keyed) -> None:  # type: ignore[no-untyped-def]
