@@ -43,6 +43,7 @@ PRESETS: dict[str, tuple[str, bool, float]] = {
     "marketplace": ("1:1", True, 0.85),
 }
 SIZES = {"full": None, "2048": 2048, "1024": 1024}
+EXPORT_FORMATS = ("png", "jpeg", "webp")
 CONTROL_DEFAULTS: dict[str, Any] = {
     "mode": "compare",
     "background": "transparent",
@@ -203,6 +204,11 @@ class EditorState(AuthState):
             self.preset = look.preset
         self.position_x = max(0, min(100, look.position_x))
         self.position_y = max(0, min(100, look.position_y))
+        if look.export_format in EXPORT_FORMATS:
+            self.export_format = look.export_format
+        self.quality = max(1, min(100, look.quality))
+        if look.export_size in SIZES:
+            self.export_size = look.export_size
 
     def _look(self) -> Look:
         return Look(
@@ -214,6 +220,9 @@ class EditorState(AuthState):
             preset=self.preset,
             position_x=self.position_x,
             position_y=self.position_y,
+            export_format=self.export_format,
+            quality=self.quality,
+            export_size=self.export_size,
         )
 
     def reset_controls(self) -> None:
@@ -372,7 +381,7 @@ class EditorState(AuthState):
 
     @rx.event
     def set_export_format(self, value: str) -> None:
-        if value in ("png", "jpeg", "webp"):
+        if value in EXPORT_FORMATS:
             self.export_format = value
 
     @rx.event
@@ -569,7 +578,7 @@ class EditorState(AuthState):
         async with self:
             job_id = self.job_id
             expected = self.cost
-            spec = self._spec(export=True)
+            spec, look = self._spec(export=True), self._look()
             account = await self.current_account()
         if account is None:
             async with self:
@@ -588,6 +597,7 @@ class EditorState(AuthState):
                 job_id=job_id,
                 spec=spec,
                 expected_cost=expected,
+                look=look,
             )
         except InsufficientCredits as short:
             async with self:

@@ -397,8 +397,10 @@ def export_edit(
     job_id: str,
     spec: EditSpec,
     expected_cost: int,
+    look: edit_files.Look | None = None,
 ) -> ExportResult:
-    """Render the edits at full resolution in the asked format, charging what was quoted.
+    """Render the edits at full resolution in the asked format, charging what was quoted;
+    once exported, `look` (the controls that made `spec`) is kept with the photo.
 
     Blocking (hair refinement and a 25 MP render take seconds): call it from the worker pool.
     Raises PriceChanged, InsufficientCredits or NotAllowed before anything is charged, and
@@ -461,6 +463,8 @@ def export_edit(
             _release(db, clock, account_id, keys)
             raise NotAllowed(TOO_SLOW) from None
     staged.replace(target)
+    if look is not None:
+        edit_files.save_look(settings, job.id, look)
     return ExportResult(
         name=name,
         download_name=export_download_name(job, result.extension),

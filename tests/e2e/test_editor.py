@@ -109,6 +109,14 @@ def test_phone_edits_a_cutout_and_downloads_the_jpeg(live_app, phone, tmp_path) 
     assert near(pixels[28:34, 30:75], BLUE) < 0.1, "the kept backdrop shows the photo"
     assert near(pixels[80:150, 200:270], BLUE) < 0.02, "the face is still the subject"
 
+    # The photo opened again (a new tab, a state of its own) keeps the export's format.
+    reopened = page.context.new_page()
+    reopened.goto(page.url)
+    wait_for_preview(reopened)
+    reopened.get_by_role("tab", name="Export").click()
+    expect(reopened.get_by_role("button", name="Export JPEG · free")).to_be_visible(timeout=30_000)
+    reopened.close()
+
     # Re-exporting (another format) costs nothing.
     page.locator("#export-format").click()
     page.get_by_role("option", name=re.compile("PNG")).click()

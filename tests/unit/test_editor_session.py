@@ -319,3 +319,38 @@ def test_a_damaged_look_file_falls_back_to_defaults_field_by_field(settings) -> 
     assert edit_files.load_look(settings, "job-1") == edit_files.Look(
         background="blur", position_x=10
     )
+
+
+def test_an_export_keeps_its_format_quality_and_size_with_the_photo(
+    db, settings, clock, owner, job_id
+) -> None:
+    editing.open_editor(db=db, settings=settings, account_id=owner, job_id=job_id)
+    look = edit_files.Look(export_format="jpeg", quality=70, export_size="1024")
+    spec = EditSpec(background="color", format="jpeg", quality=70, max_side=1024)
+    result = editing.export_edit(
+        db=db,
+        settings=settings,
+        clock=clock,
+        account_id=owner,
+        job_id=job_id,
+        spec=spec,
+        expected_cost=0,
+        look=look,
+    )
+    assert result.name.endswith(".jpg") and max(result.width, result.height) <= 1024
+    reopened = editing.open_editor(db=db, settings=settings, account_id=owner, job_id=job_id)
+    assert reopened.look == look
+    # An export refused before any work keeps the last look.
+    with pytest.raises(editing.PriceChanged):
+        editing.export_edit(
+            db=db,
+            settings=settings,
+            clock=clock,
+            account_id=owner,
+            job_id=job_id,
+            spec=EditSpec(format="webp"),
+            expected_cost=500,
+            look=edit_files.Look(export_format="webp"),
+        )
+    reopened = editing.open_editor(db=db, settings=settings, account_id=owner, job_id=job_id)
+    assert reopened.look == look

@@ -86,8 +86,9 @@ def save_history(settings: Settings, job_id: str, history: History) -> None:
 
 @dataclass(frozen=True)
 class Look:
-    """The editor's background and layout controls as the photo was last drawn, so that it
-    reopens as it was left. The page checks each value again before using it."""
+    """The editor's background, layout and export controls as the photo was last drawn or
+    exported, so that it reopens as it was left. The page checks each value again before
+    using it."""
 
     background: str = "transparent"
     color: str = "#ffffff"
@@ -97,6 +98,9 @@ class Look:
     preset: str = "original"
     position_x: int = 50  # percent
     position_y: int = 50
+    export_format: str = "png"
+    quality: int = 90
+    export_size: str = "full"
 
 
 def load_look(settings: Settings, job_id: str) -> Look:
