@@ -326,7 +326,7 @@ async def _form(request: Request, cap: int) -> dict[str, Any]:
 
     try:
         async with Request(request.scope, counted).form(
-            max_files=4, max_fields=64, max_part_size=cap
+            max_files=4, max_fields=MAX_FORM_FIELDS, max_part_size=cap
         ) as form:
             fields: dict[str, Any] = {}
             for name, value in form.multi_items():
