@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import fields
 from typing import Any
 
 import reflex as rx
@@ -211,19 +212,8 @@ class EditorState(AuthState):
             self.export_size = look.export_size
 
     def _look(self) -> Look:
-        return Look(
-            background=self.background,
-            color=self.color,
-            shadow=self.shadow,
-            crop=self.crop,
-            margin=self.margin,
-            preset=self.preset,
-            position_x=self.position_x,
-            position_y=self.position_y,
-            export_format=self.export_format,
-            quality=self.quality,
-            export_size=self.export_size,
-        )
+        """The controls a Look keeps, read from the state vars of the same names."""
+        return Look(**{control.name: getattr(self, control.name) for control in fields(Look)})
 
     def reset_controls(self) -> None:
         """Another photo: the controls start again (its edits come back from the server)."""
